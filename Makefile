@@ -1,0 +1,78 @@
+# three-instance: set-up, demo and tests. `make help` lists the targets.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := $(CURDIR)/.venv
+export PATH := $(VENV)/bin:$(PATH)
+# Podman settings for the test hosts live in the repo; /etc/containers is never touched.
+export CONTAINERS_CONF := $(CURDIR)/containers/containers.conf
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+export ANSIBLE_FORCE_COLOR ?= 0
+export NO_COLOR ?= 1
+# Molecule scenarios share the container names dev1/qa1/live1: one at a time.
+PODMAN_LOCK := /tmp/three-instance-podman.lock
+SCENARIOS ?= $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule.yml)))
+PLAYBOOKS := $(wildcard playbooks/*.yml)
+ESTATE ?= inventories/local
+
+.PHONY: help setup venv host-packages test-image lint syntax pytest molecule test demo demo-clean clean-hosts s3-start s3-stop
+
+help: ## this list
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+setup: host-packages venv test-image ## everything the demo and the tests need (idempotent)
+
+host-packages:
+	@tools/install-host-packages.sh
+
+venv: $(VENV)/.installed
+$(VENV)/.installed: requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q -U pip
+	$(VENV)/bin/pip install -q -r requirements.txt
+	touch $@
+
+test-image: host-packages ## build the test-host image (skipped when the recipe is unchanged)
+	@tools/build-test-image.sh
+
+lint: venv ## yamllint, ansible-lint (production profile), ruff
+	yamllint -s .
+	ansible-lint
+	ruff check .
+	ruff format --check .
+
+syntax: venv ## ansible-playbook --syntax-check of every playbook
+	@for playbook in $(PLAYBOOKS); do \
+	  ansible-playbook --syntax-check -i $(ESTATE) $$playbook >/dev/null && echo "syntax ok: $$playbook"; \
+	done
+
+pytest: setup ## unit and integration tests (real S3 API, real Moodle when MOODLE_SRC is found)
+	pytest -ra tests
+
+molecule: setup ## every Molecule scenario: converge, idempotence, verify
+	@for scenario in $(SCENARIOS); do \
+	  echo "=== molecule test -s $$scenario"; \
+	  flock $(PODMAN_LOCK) molecule test -s $$scenario || exit 1; \
+	done
+
+test: setup lint syntax pytest molecule ## the whole suite; what CI runs
+
+s3-start: venv
+	@python tools/local_s3.py start >/dev/null && echo "local S3 API on http://127.0.0.1:$${LOCAL_S3_PORT:-5055}"
+
+s3-stop: venv
+	@python tools/local_s3.py stop
+
+demo: setup s3-start ## converge the local demo estate: dev1, qa1, live1 + local S3
+	flock $(PODMAN_LOCK) ansible-playbook -i $(ESTATE) playbooks/local_hosts.yml
+	ansible-playbook -i $(ESTATE) playbooks/site.yml
+
+demo-clean: ## remove the demo containers and stop the local S3 API
+	-ansible-playbook -i $(ESTATE) playbooks/local_hosts.yml -e local_hosts_state=absent
+	-python tools/local_s3.py stop
+
+clean-hosts: ## remove any test containers and S3 server left behind
+	-podman rm -f -t 2 dev1 qa1 live1 >/dev/null 2>&1
+	-python tools/local_s3.py stop >/dev/null 2>&1

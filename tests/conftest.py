@@ -1,0 +1,78 @@
+"""Shared pytest fixtures: the local S3 API and a real Moodle source tree.
+
+Integration tests use real services. Fixtures that need something the machine
+lacks skip with a message that says what to provide.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "tools"))
+sys.path.insert(0, str(REPO / "plugins" / "module_utils"))
+
+import local_s3
+
+# Where CI on a machine that has a Moodle tree finds it without MOODLE_SRC (outside the repo).
+MOODLE_CACHE = Path(os.environ.get("THREE_INSTANCE_CACHE", "/var/cache/three-instance"))
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint(tmp_path_factory):
+    """A moto S3/EC2 server over HTTP for the whole session; stopped afterwards."""
+    state = tmp_path_factory.mktemp("s3")
+    info = local_s3.start(_free_port(), state)
+    old = {k: os.environ.get(k) for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION")}
+    os.environ.update(
+        AWS_ACCESS_KEY_ID=info["access_key"],
+        AWS_SECRET_ACCESS_KEY=info["secret_key"],
+        AWS_DEFAULT_REGION=info["region"],
+    )
+    try:
+        yield info
+    finally:
+        local_s3.stop(state)
+        for key, value in old.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def find_moodle_src() -> Path | None:
+    """MOODLE_SRC (a tree or a tarball), else the first Moodle tree in the cache folder."""
+    candidates = []
+    if os.environ.get("MOODLE_SRC"):
+        candidates.append(Path(os.environ["MOODLE_SRC"]))
+    if MOODLE_CACHE.is_dir():
+        candidates += sorted(p for p in MOODLE_CACHE.glob("moodle*") if p.is_dir())
+    for path in candidates:
+        if path.is_dir() and ((path / "version.php").exists() or (path / "public" / "version.php").exists()):
+            return path
+        if path.is_file() and tarfile.is_tarfile(path):
+            return path
+    return None
+
+
+@pytest.fixture(scope="session")
+def moodle_src() -> Path:
+    path = find_moodle_src()
+    if path is None:
+        pytest.skip(
+            "no Moodle source: set MOODLE_SRC to a Moodle tree or tarball "
+            f"(or put one in {MOODLE_CACHE}/moodle*) to run the tests that need real Moodle"
+        )
+    return path
