@@ -1,0 +1,1192 @@
+# Copyright: three-instance contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Run a Moodle/Totara site's CLI and its APIs correctly, for the ``lms_*`` modules.
+
+One :class:`MoodleSite` knows a site's code root (the folder holding ``config.php``), its layout
+(Moodle >= 5.1 ``public/``, Totara 13+ ``server/``, older Moodle: the tree root), the web user and
+the PHP binary. It runs every PHP process **as the web user** (``runuser -u <user> --`` when the
+module runs as root; directly when it already runs as that user; never as root: root-owned cache
+files in the dataroot break the site), from the right folder, with a timeout, and maps Moodle's
+documented exit codes to results or to :class:`MoodleError` with a message that says what to do.
+
+Operations that Moodle's CLI lacks (facts in one process, users and enrolments, reading settings
+together with "forced in config.php") run through a small PHP helper (:data:`HELPER_PHP`) that
+bootstraps the site (``define('CLI_SCRIPT', true); require '<root>/config.php';``), reads its
+parameters as JSON on stdin (never argv: secrets stay out of ``ps``) and answers JSON.
+
+This file imports only the standard library so that it can be unit-tested without Ansible.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import pwd
+import re
+import signal
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+
+# --------------------------------------------------------------------------------------------------------
+# Options shared by every lms_* module.
+
+COMMON_ARGS = {
+    "path": {"type": "path", "required": True},
+    "web_user": {"type": "str", "default": "www-data"},
+    "php": {"type": "str", "default": "php"},
+    "timeout": {"type": "int", "default": 600},
+}
+
+
+# --------------------------------------------------------------------------------------------------------
+# Exit codes documented by Moodle's CLI scripts.
+
+#: ``admin/cli/upgrade.php --is-pending``
+UPGRADE_IS_PENDING = {0: False, 2: True}
+#: ``admin/cli/upgrade.php --is-maintenance-required``: (upgrade pending, needs maintenance)
+UPGRADE_MAINTENANCE = {0: (False, False), 2: (True, True), 3: (True, False)}
+#: ``admin/cli/cfg.php`` (read and write)
+CFG_FOUND, CFG_ERROR, CFG_USAGE, CFG_NOT_SET, CFG_FORCED = 0, 1, 2, 3, 4
+#: ``admin/cli/checks.php`` speaks Nagios
+NAGIOS = {0: "ok", 1: "warning", 2: "critical", 3: "unknown"}
+
+HELPER_MARKER = "@@LMS-RESULT@@"
+
+
+class MoodleError(Exception):
+    """A Moodle call failed; ``str()`` says what happened and what to do."""
+
+    def __init__(self, msg, rc=None, stdout="", stderr="", cmd=None):
+        super().__init__(msg)
+        self.msg = msg
+        self.rc = rc
+        self.stdout = stdout
+        self.stderr = stderr
+        self.cmd = cmd
+
+    def details(self) -> dict:
+        """Extra keys for ``fail_json`` (output tails, never secrets: they travel on stdin)."""
+        out = {}
+        if self.rc is not None:
+            out["rc"] = self.rc
+        if self.cmd:
+            out["cmd"] = self.cmd
+        if self.stdout:
+            out["stdout"] = self.stdout[-4000:]
+        if self.stderr:
+            out["stderr"] = self.stderr[-4000:]
+        return out
+
+
+@dataclass
+class CliResult:
+    rc: int
+    stdout: str
+    stderr: str
+    seconds: float
+    cmd: list = field(default_factory=list)
+
+
+# --------------------------------------------------------------------------------------------------------
+# Layout and version.
+
+
+@dataclass
+class Layout:
+    """Where things are in a code root."""
+
+    flavour: str  # moodle | totara
+    name: str  # public (Moodle >= 5.1) | server (Totara 13+) | root (older Moodle, Totara <= 12)
+    root: str  # the code root: config.php lives here
+    cli_root: str  # admin/cli is below this
+    web_root: str  # version.php and the plugins are below this
+
+    def cli(self, script: str) -> str:
+        """Absolute path of a CLI: a bare name is ``admin/cli/<name>``; plugin CLIs are under the web root."""
+        if "/" not in script:
+            return os.path.join(self.cli_root, "admin", "cli", script)
+        if script.startswith("admin/cli/"):
+            return os.path.join(self.cli_root, script)
+        return os.path.join(self.web_root, script)
+
+
+def detect_layout(path: str) -> Layout:
+    """Tell the layout from the files in ``path``; :class:`MoodleError` when it is no Moodle/Totara tree."""
+    join = os.path.join
+    if os.path.isfile(join(path, "public", "version.php")):
+        cli_root = path if os.path.isdir(join(path, "admin", "cli")) else join(path, "public")
+        return Layout("moodle", "public", path, cli_root, join(path, "public"))
+    if os.path.isfile(join(path, "server", "version.php")):
+        return Layout("totara", "server", path, join(path, "server"), join(path, "server"))
+    if os.path.isfile(join(path, "version.php")) and os.path.isdir(join(path, "admin", "cli")):
+        flavour = "totara" if os.path.isdir(join(path, "totara")) else "moodle"
+        return Layout(flavour, "root", path, path, path)
+    raise MoodleError(
+        f"{path} is not a Moodle or Totara code root: expected public/version.php (Moodle 5.1+), "
+        "server/version.php (Totara 13+) or version.php with admin/cli (older Moodle). "
+        "Point 'path' at the folder that holds config.php (for example the deployment's 'current' link)."
+    )
+
+
+_VERSION_PATTERNS = {
+    "version": r"^\s*\$version\s*=\s*([0-9.]+)\s*;",
+    "release": r"^\s*\$release\s*=\s*(['\"])(.*?)\1\s*;",
+    "branch": r"^\s*\$branch\s*=\s*(['\"])(.*?)\1\s*;",
+    "maturity": r"^\s*\$maturity\s*=\s*([A-Z_]+)\s*;",
+    "totara_version": r"^\s*\$TOTARA->version\s*=\s*(['\"])(.*?)\1\s*;",
+    "totara_release": r"^\s*\$TOTARA->release\s*=\s*(['\"])(.*?)\1\s*;",
+}
+
+
+def parse_version_php(text: str) -> dict:
+    """``$version``, ``$release``, ``$branch``, ``$maturity`` (and Totara's) from a ``version.php``."""
+    out = {}
+    for key, pattern in _VERSION_PATTERNS.items():
+        match = re.search(pattern, text, re.MULTILINE)
+        out[key] = None if match is None else match.group(match.lastindex)
+    if out["totara_version"] or "$TOTARA" in text:
+        out["flavour"] = "totara"
+    return out
+
+
+def read_deployment_record(path: str | None, code_root: str) -> dict:
+    """The release this site runs: from the deployment record (JSON) when given, else from the
+    ``releases/<id>`` folder that ``current`` points at. Returns ``{"release_id": ..., "record": ...}``."""
+    record = None
+    release_id = None
+    if path:
+        try:
+            with open(path, encoding="utf-8") as handle:
+                record = json.load(handle)
+        except FileNotFoundError:
+            record = None
+        except (OSError, ValueError) as exc:
+            raise MoodleError(
+                f"the deployment record {path} cannot be read as JSON ({exc}); fix or remove it"
+            ) from exc
+        if isinstance(record, dict):
+            for key in ("release_id", "release", "id"):
+                if isinstance(record.get(key), str | int):
+                    release_id = str(record[key])
+                    break
+    if release_id is None:
+        real = os.path.realpath(code_root)
+        if os.path.basename(os.path.dirname(real)) == "releases":
+            release_id = os.path.basename(real)
+    return {"release_id": release_id, "record": record}
+
+
+# --------------------------------------------------------------------------------------------------------
+# Output parsing.
+
+
+def parse_maintenance_status(stdout: str) -> str:
+    """``maintenance.php`` without options (always rc 0): ``enabled``, ``scheduled`` or ``disabled``."""
+    match = re.search(r"^Status:\s*(.*)$", stdout, re.MULTILINE | re.IGNORECASE)
+    text = (match.group(1) if match else stdout).lower()
+    if "later" in text or "scheduled" in text or "will be enabled" in text:
+        return "scheduled"
+    if "disabled" in text:
+        return "disabled"
+    if "enabled" in text:
+        return "enabled"
+    raise MoodleError(f"cannot read the maintenance status from maintenance.php's output: {stdout.strip()!r}")
+
+
+def upgrade_state(rc: int, stdout: str = "", stderr: str = "") -> tuple[bool, bool]:
+    """``upgrade.php --is-maintenance-required`` -> (pending, maintenance_required)."""
+    if rc in UPGRADE_MAINTENANCE:
+        return UPGRADE_MAINTENANCE[rc]
+    raise MoodleError(
+        f"upgrade.php --is-maintenance-required failed (rc={rc}): {_last_line(stderr or stdout)}",
+        rc=rc,
+        stdout=stdout,
+        stderr=stderr,
+    )
+
+
+def upgrade_pending(rc: int, stdout: str = "", stderr: str = "") -> bool:
+    """``upgrade.php --is-pending``: 0 nothing to do, 2 pending, anything else is an error."""
+    if rc in UPGRADE_IS_PENDING:
+        return UPGRADE_IS_PENDING[rc]
+    raise MoodleError(
+        f"upgrade.php --is-pending failed (rc={rc}): {_last_line(stderr or stdout)}",
+        rc=rc,
+        stdout=stdout,
+        stderr=stderr,
+    )
+
+
+def checks_status(rc: int) -> str:
+    """``checks.php`` Nagios exit code -> ok / warning / critical / unknown."""
+    return NAGIOS.get(rc, "unknown")
+
+
+_CHECK_LINE = re.compile(r"^\s*(OK|WARNING|CRITICAL|ERROR|UNKNOWN|INFO|NA)\s*[:\-]?\s*(.*)$", re.MULTILINE)
+
+
+def parse_checks_output(stdout: str) -> list[dict]:
+    """Lines of ``checks.php -v`` that start with a status word -> ``[{status, summary}]``."""
+    return [
+        {"status": m.group(1).lower(), "summary": m.group(2).strip()} for m in _CHECK_LINE.finditer(stdout)
+    ]
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_CHECK_ROW = re.compile(r"^\s*([A-Z]+)\s*\|\s*(.+?)\s*\(([a-z0-9_]+)\)\s*$")
+_CHECK_DETAIL = re.compile(r"^\s*\|\s?(.*)$")
+
+
+def parse_checks_table(stdout: str) -> list[dict]:
+    """The table of ``checks.php -v`` (colours stripped) -> ``[{status, name, id, details}]``."""
+    rows: list[dict] = []
+    for raw in _ANSI.sub("", stdout).splitlines():
+        row = _CHECK_ROW.match(raw)
+        if row and row.group(1) != "STATUS":
+            rows.append(
+                {"status": row.group(1).lower(), "name": row.group(2), "id": row.group(3), "details": ""}
+            )
+            continue
+        detail = _CHECK_DETAIL.match(raw)
+        if detail and rows and detail.group(1).strip():
+            rows[-1]["details"] = (rows[-1]["details"] + " " + detail.group(1).strip()).strip()
+    return rows
+
+
+_SUMMARY_LINE = re.compile(r"^\s*([A-Z][A-Za-z ]+?):\s*(\d+)\s*$", re.MULTILINE)
+
+
+def parse_upload_summary(stdout: str) -> dict:
+    """The summary of ``uploaduser.php`` / ``uploadcourse.php`` (both exit 0 even when lines fail).
+
+    ``"Courses created: 1\\nCourses errors: 0"`` -> ``{"courses_created": 1, "courses_errors": 0}``.
+    """
+    out = {}
+    for match in _SUMMARY_LINE.finditer(stdout):
+        key = re.sub(r"[^a-z0-9]+", "_", match.group(1).strip().lower()).strip("_")
+        out[key] = int(match.group(2))
+    return out
+
+
+def upload_errors(summary: dict) -> int:
+    """How many lines failed according to an upload summary (any ``*errors`` key)."""
+    return sum(value for key, value in summary.items() if key.endswith("errors"))
+
+
+def parse_restored_course_id(stdout: str) -> int:
+    match = re.search(r"Restored course ID:\s*(\d+)", stdout)
+    if not match:
+        raise MoodleError(f"restore_backup.php did not report a restored course: {_last_line(stdout)!r}")
+    return int(match.group(1))
+
+
+def parse_helper_output(stdout: str) -> dict:
+    """The JSON answer of the PHP helper: the text after the last marker (Moodle may print notices before)."""
+    index = stdout.rfind(HELPER_MARKER)
+    if index < 0:
+        raise MoodleError(
+            "the Moodle helper gave no answer: " + (_last_line(stdout) or "no output"), stdout=stdout
+        )
+    line = (
+        stdout[index + len(HELPER_MARKER) :].splitlines()[0] if stdout[index + len(HELPER_MARKER) :] else ""
+    )
+    try:
+        data = json.loads(line)
+    except ValueError as exc:
+        raise MoodleError(f"the Moodle helper answered something that is not JSON: {line[:200]!r}") from exc
+    if not isinstance(data, dict):
+        raise MoodleError(f"the Moodle helper answered {type(data).__name__}, not an object")
+    return data
+
+
+def _last_line(text: str) -> str:
+    lines = [line.strip() for line in (text or "").splitlines() if line.strip()]
+    return lines[-1] if lines else ""
+
+
+def to_setting(value) -> str | None:
+    """An Ansible value as Moodle stores settings: strings; booleans as 1/0; None stays None."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, list | dict):
+        raise MoodleError(f"Moodle settings are strings; got a {type(value).__name__}: {value!r}")
+    return str(value)
+
+
+# --------------------------------------------------------------------------------------------------------
+# Running things.
+
+
+def run_command(cmd, *, cwd=None, stdin=None, timeout=600, env=None) -> CliResult:
+    """Run ``cmd`` in its own process group; on timeout kill the whole group (runuser + php)."""
+    start = time.monotonic()
+    try:
+        proc = subprocess.Popen(
+            cmd,
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+    except OSError as exc:
+        raise MoodleError(f"cannot run {cmd[0]}: {exc}", cmd=cmd) from exc
+    try:
+        out, err = proc.communicate(stdin, timeout=timeout)
+    except subprocess.TimeoutExpired as exc:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate()
+        raise MoodleError(
+            f"timed out after {timeout} s: {' '.join(cmd)}; raise 'timeout' if the site is slow, "
+            "or look for a stuck lock or database",
+            stdout=out,
+            stderr=err,
+            cmd=cmd,
+        ) from exc
+    return CliResult(proc.returncode, out, err, round(time.monotonic() - start, 3), list(cmd))
+
+
+class MoodleSite:
+    """One site's code root, run as its web user. ``runner`` replaces :func:`run_command` in unit tests."""
+
+    def __init__(self, path, web_user="www-data", php="php", timeout=600, runner=None, euid=None):
+        self.path = os.path.abspath(path)
+        self.web_user = web_user
+        self.php = php
+        self.timeout = timeout
+        self.runner = runner or run_command
+        self.euid = os.geteuid() if euid is None else euid
+        self.layout = detect_layout(self.path)
+
+    @classmethod
+    def from_params(cls, params: dict, **kw) -> MoodleSite:
+        return cls(params["path"], params["web_user"], params["php"], params["timeout"], **kw)
+
+    # ----- facts from files --------------------------------------------------------------------
+
+    @property
+    def config_php(self) -> str:
+        return os.path.join(self.path, "config.php")
+
+    def has_config(self) -> bool:
+        return os.path.isfile(self.config_php)
+
+    def code_version(self) -> dict:
+        """Version of the code on disk (``version.php``), without running PHP."""
+        version_file = os.path.join(self.layout.web_root, "version.php")
+        with open(version_file, encoding="utf-8", errors="replace") as handle:
+            info = parse_version_php(handle.read())
+        info.setdefault("flavour", self.layout.flavour)
+        if self.layout.flavour == "totara":
+            info["flavour"] = "totara"
+        return info
+
+    # ----- running PHP -------------------------------------------------------------------------
+
+    def user_prefix(self) -> list[str]:
+        """How to become the web user: runuser as root, nothing as the web user, else refuse."""
+        try:
+            entry = pwd.getpwnam(self.web_user)
+        except KeyError as exc:
+            raise MoodleError(
+                f"web user '{self.web_user}' does not exist on this host; set 'web_user' to the user "
+                "PHP-FPM runs as (www-data on Debian)"
+            ) from exc
+        if entry.pw_uid == 0:
+            raise MoodleError(
+                "refusing to run Moodle as root (root-owned cache files break the site): "
+                "set 'web_user' to the web server's user"
+            )
+        if self.euid == entry.pw_uid:
+            return []
+        if self.euid == 0:
+            return ["runuser", "-u", self.web_user, "--"]
+        raise MoodleError(
+            f"running as uid {self.euid}, which can neither become '{self.web_user}' nor is it: "
+            "use 'become: true' (root) or run the task as the web user"
+        )
+
+    def require_config(self) -> None:
+        if not self.has_config():
+            raise MoodleError(
+                f"{self.config_php} does not exist: the site is not configured yet "
+                "(write config.php first, then install the database)"
+            )
+
+    def cli(self, script: str, *args: str, ok=(0,), timeout=None, stdin=None) -> CliResult:
+        """Run a Moodle CLI script as the web user; rc outside ``ok`` raises :class:`MoodleError`."""
+        self.require_config()
+        path = self.layout.cli(script)
+        if not os.path.isfile(path):
+            raise MoodleError(f"{path} does not exist: this Moodle/Totara version lacks that CLI")
+        cmd = [*self.user_prefix(), self.php, path, *args]
+        result = self.runner(cmd, cwd=os.path.dirname(path), stdin=stdin, timeout=timeout or self.timeout)
+        if ok is not None and result.rc not in ok:
+            name = os.path.basename(script)
+            raise MoodleError(
+                f"{name} failed (rc={result.rc}): {_last_line(result.stderr) or _last_line(result.stdout)}",
+                rc=result.rc,
+                stdout=result.stdout,
+                stderr=result.stderr,
+                cmd=result.cmd,
+            )
+        return result
+
+    def helper(self, op: str, params: dict | None = None, timeout=None) -> dict:
+        """Run one operation of the PHP helper; its ``failed`` answers become :class:`MoodleError`."""
+        self.require_config()
+        fd, script = tempfile.mkstemp(prefix="lms-helper-", suffix=".php")
+        try:
+            with os.fdopen(fd, "w") as handle:
+                handle.write(HELPER_PHP)
+            os.chmod(script, 0o644)  # the web user reads it; it holds no secrets (those come on stdin)
+            cmd = [*self.user_prefix(), self.php, script, self.config_php, op]
+            result = self.runner(
+                cmd, cwd=self.layout.cli_root, stdin=json.dumps(params or {}), timeout=timeout or self.timeout
+            )
+        finally:
+            os.unlink(script)
+        try:
+            data = parse_helper_output(result.stdout)
+        except MoodleError as exc:
+            raise MoodleError(
+                f"Moodle failed while running '{op}' (rc={result.rc}): "
+                + (_last_line(result.stderr) or _last_line(result.stdout) or "no output"),
+                rc=result.rc,
+                stdout=result.stdout,
+                stderr=result.stderr,
+            ) from exc
+        if data.get("failed"):
+            raise MoodleError(data.get("msg", f"'{op}' failed"), rc=result.rc, stdout=result.stdout[-2000:])
+        data["_seconds"] = result.seconds
+        return data
+
+    # ----- CLI wrappers ------------------------------------------------------------------------
+
+    def upgrade_status(self) -> dict:
+        """``upgrade.php --is-maintenance-required`` -> ``{pending, maintenance_required}``."""
+        result = self.cli("upgrade.php", "--is-maintenance-required", ok=None)
+        if result.rc == 1 and "is-maintenance-required" in (result.stdout + result.stderr):
+            # Moodle < 4.4 / Totara: the option is unknown. Every upgrade there needs maintenance.
+            result = self.cli("upgrade.php", "--is-pending", ok=None)
+            pending = upgrade_pending(result.rc, result.stdout, result.stderr)
+            return {"pending": pending, "maintenance_required": pending}
+        pending, maintenance = upgrade_state(result.rc, result.stdout, result.stderr)
+        return {"pending": pending, "maintenance_required": maintenance}
+
+    def cfg_get(self, name: str, component: str | None = None) -> str | None:
+        """A setting's value (``None`` when not set: rc 3)."""
+        args = [f"--name={name}", "--no-eol"]
+        if component and component != "core":  # --component=core would write to config_plugins
+            args.append(f"--component={component}")
+        result = self.cli("cfg.php", *args, ok=(CFG_FOUND, CFG_NOT_SET))
+        return None if result.rc == CFG_NOT_SET else result.stdout
+
+    def cfg_set(self, name: str, value: str | None, component: str | None = None) -> None:
+        """Set (or with ``None`` unset) a setting; rc 4 means config.php forces it."""
+        args = [f"--name={name}", "--unset" if value is None else f"--set={value}"]
+        if component and component != "core":  # --component=core would write to config_plugins
+            args.append(f"--component={component}")
+        result = self.cli("cfg.php", *args, ok=None)
+        if result.rc == CFG_FORCED:
+            raise MoodleError(forced_message(name, component), rc=result.rc, stderr=result.stderr)
+        if result.rc != 0:
+            raise MoodleError(
+                f"cfg.php could not change {setting_label(name, component)} (rc={result.rc}): "
+                + (_last_line(result.stderr) or _last_line(result.stdout)),
+                rc=result.rc,
+                stdout=result.stdout,
+                stderr=result.stderr,
+            )
+
+    def checks(
+        self, check_type: str = "status", check_filter: str | None = None, verbose: bool = False
+    ) -> dict:
+        """``checks.php --type=<type>``: overall Nagios status and the checks listed (not OK ones; all
+        with ``verbose``). rc 1 is both WARNING and "PHP failed", so Moodle's ``!!! ... !!!`` error
+        lines make it a failure (``-v --type=security`` dies on ``Class "curl" not found`` in 5.1)."""
+        args = [f"--type={check_type}"]
+        if verbose:
+            args.append("-v")
+        if check_filter:
+            args.append(f"--filter={check_filter}")
+        result = self.cli("checks.php", *args, ok=tuple(NAGIOS))
+        error = re.search(r"^!!! (.*) !!!$", result.stdout + "\n" + result.stderr, re.MULTILINE)
+        if error:
+            raise MoodleError(
+                f"checks.php --type={check_type} failed: {error.group(1)}",
+                rc=result.rc,
+                stdout=result.stdout,
+                stderr=result.stderr,
+            )
+        return {
+            "status": checks_status(result.rc),
+            "rc": result.rc,
+            "checks": parse_checks_table(result.stdout),
+        }
+
+    def maintenance_status(self) -> dict:
+        """``{state: enabled|scheduled|disabled, mode, scheduled_at, message}``, language-independent
+        (``maintenance.php``'s status text is translated to the site's language)."""
+        info = self.helper("maintenance_status")
+        if info["cli_maintenance"] or info["web_maintenance"]:
+            state = "enabled"
+        elif info["maintenance_later"]:
+            state = "scheduled"
+        else:
+            state = "disabled"
+        return {
+            "state": state,
+            "mode": "cli" if info["cli_maintenance"] else ("web" if info["web_maintenance"] else None),
+            "scheduled_at": info["maintenance_later"],
+            "message": info["maintenance_message"],
+        }
+
+
+def setting_label(name: str, component: str | None) -> str:
+    return f"{component}/{name}" if component and component != "core" else name
+
+
+def forced_message(name: str, component: str | None) -> str:
+    if component and component != "core":
+        where = f"$CFG->forced_plugin_settings['{component}']['{name}']"
+    else:
+        where = f"$CFG->{name}"
+    return (
+        f"{setting_label(name, component)} is forced in config.php ({where}) and cannot be changed here: "
+        "change config.php (its template) instead, or drop the setting from this task"
+    )
+
+
+# --------------------------------------------------------------------------------------------------------
+# The PHP helper. Operations: facts, config_get, maintenance_message, user, course_info.
+
+HELPER_PHP = r"""<?php
+// three-instance helper: one operation through Moodle's own APIs; answers JSON after a marker line.
+// argv: helper.php <config.php> <operation>; parameters as JSON on stdin (secrets never on argv).
+define('CLI_SCRIPT', true);
+$lmsop = isset($argv[2]) ? $argv[2] : '';
+if (in_array($lmsop, ['facts'])) {
+    define('CACHE_DISABLE_ALL', true); // fresh plugin list even when new code is not upgraded yet
+}
+$lmsin = json_decode(stream_get_contents(STDIN), true);
+if (!is_array($lmsin)) {
+    $lmsin = [];
+}
+
+function lms_emit($data) {
+    echo "\n@@LMS-RESULT@@" . json_encode($data, JSON_PARTIAL_OUTPUT_ON_ERROR) . "\n";
+    exit(0);
+}
+
+function lms_fail($msg, $extra = []) {
+    lms_emit(['failed' => true, 'msg' => $msg] + $extra);
+}
+
+require($argv[1]);
+
+function lms_op_facts($in) {
+    global $CFG, $DB;
+    $r = [
+        'installed' => !empty($CFG->version),
+        'db_version' => isset($CFG->version) ? (string)$CFG->version : null,
+        'db_release' => isset($CFG->release) ? $CFG->release : null,
+        'db_branch' => isset($CFG->branch) ? (string)$CFG->branch : null,
+        'wwwroot' => $CFG->wwwroot,
+        'dataroot' => $CFG->dataroot,
+        'dirroot' => $CFG->dirroot,
+        'dbtype' => $CFG->dbtype,
+        'database_tables' => count($DB->get_tables(false)),
+        'cli_maintenance' => file_exists("$CFG->dataroot/climaintenance.html"),
+        'web_maintenance' => !empty($CFG->maintenance_enabled),
+        'maintenance_later' => isset($CFG->maintenance_later) ? (int)$CFG->maintenance_later : null,
+        'maintenance_message' => isset($CFG->maintenance_message) ? (string)$CFG->maintenance_message : '',
+        'nonstandard_plugins' => [],
+        'missing_plugins' => [],
+        'plugins_to_upgrade' => [],
+    ];
+    if (!$r['installed']) {
+        return $r;
+    }
+    $pm = core_plugin_manager::instance();
+    foreach ($pm->get_plugins() as $type => $plugins) {
+        foreach ($plugins as $name => $plugin) {
+            $status = $plugin->get_status();
+            $info = [
+                'component' => $plugin->component,
+                'version' => $plugin->versiondisk === null ? null : (string)$plugin->versiondisk,
+                'db_version' => $plugin->versiondb === null ? null : (string)$plugin->versiondb,
+                'release' => isset($plugin->release) ? $plugin->release : null,
+                'status' => $status,
+            ];
+            if ($status === core_plugin_manager::PLUGIN_STATUS_MISSING) {
+                $r['missing_plugins'][] = $info;
+            } else if (!$plugin->is_standard()) {
+                $r['nonstandard_plugins'][] = $info;
+            }
+            if (in_array($status, ['new', 'upgrade', 'downgrade', 'delete'])) {
+                $r['plugins_to_upgrade'][] = $info;
+            }
+        }
+    }
+    return $r;
+}
+
+function lms_op_config_get($in) {
+    global $CFG;
+    $out = [];
+    foreach ($in['settings'] as $s) {
+        $component = empty($s['component']) || $s['component'] === 'core' ? null : $s['component'];
+        $name = $s['name'];
+        if ($component === null) {
+            $forced = array_key_exists($name, $CFG->config_php_settings);
+            $value = get_config('core', $name);
+        } else {
+            $forced = isset($CFG->forced_plugin_settings[$component])
+                && array_key_exists($name, $CFG->forced_plugin_settings[$component]);
+            $value = get_config($component, $name);
+        }
+        $out[] = [
+            'name' => $name,
+            'component' => $component === null ? 'core' : $component,
+            'value' => $value === false ? null : (is_scalar($value) ? (string)$value : json_encode($value)),
+            'forced' => $forced,
+        ];
+    }
+    return ['settings' => $out];
+}
+
+function lms_op_maintenance_status($in) {
+    global $CFG;
+    return [
+        'cli_maintenance' => file_exists("$CFG->dataroot/climaintenance.html"),
+        'web_maintenance' => !empty($CFG->maintenance_enabled),
+        'maintenance_later' => isset($CFG->maintenance_later) ? (int)$CFG->maintenance_later : null,
+        'maintenance_message' => isset($CFG->maintenance_message) ? (string)$CFG->maintenance_message : '',
+    ];
+}
+
+function lms_op_maintenance_message($in) {
+    global $CFG;
+    require_once($CFG->libdir . '/adminlib.php');
+    $message = (string)$in['message'];
+    $current = isset($CFG->maintenance_message) ? (string)$CFG->maintenance_message : '';
+    $changed = $current !== $message;
+    if ($changed && empty($in['check_mode'])) {
+        set_config('maintenance_message', $message);
+        if (file_exists("$CFG->dataroot/climaintenance.html")) {
+            enable_cli_maintenance_mode(); // rewrite the page that is shown now
+        }
+    }
+    return ['changed' => $changed, 'before' => $current, 'after' => $message];
+}
+
+function lms_user_view($user) {
+    global $CFG;
+    if (!$user) {
+        return null;
+    }
+    $admins = array_filter(explode(',', $CFG->siteadmins));
+    return [
+        'id' => (int)$user->id,
+        'username' => $user->username,
+        'auth' => $user->auth,
+        'firstname' => $user->firstname,
+        'lastname' => $user->lastname,
+        'email' => $user->email,
+        'idnumber' => $user->idnumber,
+        'suspended' => (bool)$user->suspended,
+        'site_admin' => in_array((string)$user->id, $admins, true),
+    ];
+}
+
+function lms_enrolments_view($userid) {
+    global $DB;
+    if (!$userid) {
+        return [];
+    }
+    $sql = "SELECT ue.id, c.shortname AS course, e.enrol, ue.status, ctx.id AS contextid
+              FROM {user_enrolments} ue
+              JOIN {enrol} e ON e.id = ue.enrolid
+              JOIN {course} c ON c.id = e.courseid
+              JOIN {context} ctx ON ctx.instanceid = c.id AND ctx.contextlevel = :level
+             WHERE ue.userid = :userid
+          ORDER BY c.shortname, e.enrol";
+    $out = [];
+    foreach ($DB->get_records_sql($sql, ['userid' => $userid, 'level' => CONTEXT_COURSE]) as $row) {
+        $roles = $DB->get_fieldset_sql(
+            "SELECT r.shortname FROM {role_assignments} ra JOIN {role} r ON r.id = ra.roleid
+              WHERE ra.userid = ? AND ra.contextid = ? ORDER BY r.shortname",
+            [$userid, $row->contextid]
+        );
+        $out[] = ['course' => $row->course, 'method' => $row->enrol, 'active' => (int)$row->status === 0,
+                  'roles' => $roles];
+    }
+    return $out;
+}
+
+function lms_manual_instance($courseid) {
+    foreach (enrol_get_instances($courseid, false) as $instance) {
+        if ($instance->enrol === 'manual') {
+            return $instance;
+        }
+    }
+    return null;
+}
+
+function lms_op_user($in) {
+    global $CFG, $DB;
+    require_once($CFG->dirroot . '/user/lib.php');
+    require_once($CFG->libdir . '/enrollib.php');
+    $check = !empty($in['check_mode']);
+    $changes = [];
+    $warnings = [];
+    $username = $in['username'];
+    if (clean_param($username, PARAM_USERNAME) !== $username) {
+        lms_fail("'$username' is not a valid Moodle username: "
+            . "use lower case letters, digits and _ - . @ only");
+    }
+    $params = ['username' => $username, 'mnethostid' => $CFG->mnet_localhost_id, 'deleted' => 0];
+    $user = $DB->get_record('user', $params);
+    $before = lms_user_view($user);
+    $beforeenrol = lms_enrolments_view($user ? $user->id : 0);
+    $state = $in['state'];
+    $admins = array_values(array_filter(explode(',', $CFG->siteadmins)));
+
+    if ($user && ($user->id == $CFG->siteguest)) {
+        lms_fail("'$username' is the guest account; it cannot be managed with this module");
+    }
+
+    if ($state === 'absent') {
+        if (!$user) {
+            return ['changed' => false, 'changes' => [], 'before' => null, 'after' => null];
+        }
+        if (in_array((string)$user->id, $admins, true) && count($admins) === 1) {
+            lms_fail("refusing to delete '$username': it is the only site administrator");
+        }
+        if (!$check) {
+            if (in_array((string)$user->id, $admins, true)) {
+                set_config('siteadmins', implode(',', array_diff($admins, [(string)$user->id])));
+            }
+            delete_user($user);
+        }
+        return ['changed' => true, 'changes' => ['deleted'], 'before' => $before, 'after' => null,
+                'enrolments_before' => $beforeenrol, 'enrolments_after' => []];
+    }
+
+    // Resolve every course and role before changing anything: bad input changes nothing.
+    $wanted = [];
+    foreach (isset($in['enrolments']) ? $in['enrolments'] : [] as $e) {
+        $course = $DB->get_record('course', ['shortname' => $e['course']]);
+        if (!$course || $course->id == SITEID) {
+            lms_fail("course '{$e['course']}' does not exist on this site; create it first (lms_course)");
+        }
+        $role = $DB->get_record('role', ['shortname' => $e['role']]);
+        if (!$role) {
+            lms_fail("role '{$e['role']}' does not exist on this site "
+                . "(roles are shortnames: student, editingteacher, teacher, manager)");
+        }
+        $wanted[] = [$e, $course, $role];
+    }
+    $manual = enrol_get_plugin('manual');
+    if (!$manual && $wanted) {
+        lms_fail("the manual enrolment plugin is not enabled on this site; enable it to enrol users");
+    }
+
+    $password = isset($in['password']) ? $in['password'] : null;
+    if ($user && $password !== null && $in['update_password'] === 'always'
+            && !empty($in['enforce_password_policy'])
+            && !validate_internal_user_password(clone $user, $password)) {
+        $errmsg = '';
+        if (!check_password_policy($password, $errmsg, $user)) {
+            lms_fail("the password for '$username' does not meet the site's password policy: "
+                . strip_tags($errmsg));
+        }
+    }
+    if ($user && isset($in['site_admin']) && $in['site_admin'] === false && count($admins) === 1
+            && in_array((string)$user->id, $admins, true)) {
+        lms_fail("refusing to drop site_admin from '$username': it is the only site administrator");
+    }
+
+    $suspended = $state === 'suspended' ? 1 : 0;
+    $fields = ['auth', 'firstname', 'lastname', 'email', 'idnumber'];
+    $userid = $user ? (int)$user->id : 0;
+
+    if (!$user) {
+        $missing = [];
+        foreach (['firstname', 'lastname', 'email'] as $f) {
+            if (!isset($in[$f]) || $in[$f] === '') {
+                $missing[] = $f;
+            }
+        }
+        if ($missing) {
+            lms_fail("cannot create user '$username': give " . implode(', ', $missing));
+        }
+        $new = (object)[
+            'username' => $username,
+            'auth' => isset($in['auth']) ? $in['auth'] : 'manual',
+            'confirmed' => 1,
+            'mnethostid' => $CFG->mnet_localhost_id,
+            'suspended' => $suspended,
+        ];
+        foreach ($fields as $f) {
+            if (isset($in[$f])) {
+                $new->$f = $in[$f];
+            }
+        }
+        if (!exists_auth_plugin($new->auth)) {
+            lms_fail("auth plugin '{$new->auth}' does not exist on this site");
+        }
+        if ($password !== null && !empty($in['enforce_password_policy'])) {
+            $errmsg = '';
+            if (!check_password_policy($password, $errmsg)) {
+                lms_fail("the password for '$username' does not meet the site's password policy: "
+                . strip_tags($errmsg));
+            }
+        }
+        $changes[] = 'created';
+        if (!$check) {
+            $new->password = $password === null ? '' : $password;
+            $userid = user_create_user($new, $password !== null, false);
+            $user = $DB->get_record('user', ['id' => $userid]);
+        }
+    } else {
+        $update = (object)['id' => $user->id];
+        foreach ($fields as $f) {
+            if (isset($in[$f]) && (string)$user->$f !== (string)$in[$f]) {
+                if ($f === 'auth' && !exists_auth_plugin($in[$f])) {
+                    lms_fail("auth plugin '{$in[$f]}' does not exist on this site");
+                }
+                $update->$f = $in[$f];
+                $changes[] = $f;
+            }
+        }
+        if ((int)$user->suspended !== $suspended) {
+            if ($suspended && in_array((string)$user->id, $admins, true)) {
+                lms_fail("refusing to suspend '$username': it is a site administrator "
+                    . "(drop site_admin first)");
+            }
+            $update->suspended = $suspended;
+            $changes[] = $suspended ? 'suspended' : 'unsuspended';
+        }
+        if (count((array)$update) > 1 && !$check) {
+            user_update_user($update, false, false);
+            if ($suspended) {
+                \core\session\manager::destroy_user_sessions($user->id);
+            }
+            $user = $DB->get_record('user', ['id' => $user->id]);
+        }
+        if ($password !== null && $in['update_password'] === 'always') {
+            $auth = get_auth_plugin(isset($update->auth) ? $update->auth : $user->auth);
+            if ($auth->prevent_local_passwords()) {
+                $warnings[] = "password not set: auth '{$auth->authtype}' keeps no local passwords";
+            } else if (!validate_internal_user_password(clone $user, $password)) {
+                $changes[] = 'password';
+                if (!$check) {
+                    update_internal_user_password($user, $password);
+                }
+            }
+        }
+    }
+
+    if (isset($in['site_admin']) && $in['site_admin'] !== null) {
+        $isadmin = $userid && in_array((string)$userid, $admins, true);
+        if ((bool)$in['site_admin'] !== $isadmin) {
+            if (!$in['site_admin'] && count($admins) === 1) {
+                lms_fail("refusing to drop site_admin from '$username': it is the only site administrator");
+            }
+            $changes[] = $in['site_admin'] ? 'site_admin added' : 'site_admin removed';
+            if (!$check) {
+                $admins = $in['site_admin'] ? array_merge($admins, [(string)$userid])
+                                            : array_values(array_diff($admins, [(string)$userid]));
+                set_config('siteadmins', implode(',', $admins));
+            }
+        }
+    }
+
+    foreach ($wanted as list($e, $course, $role)) {
+        $context = context_course::instance($course->id);
+        $instance = lms_manual_instance($course->id);
+        $ue = ($instance && $userid)
+            ? $DB->get_record('user_enrolments', ['enrolid' => $instance->id, 'userid' => $userid]) : null;
+        $label = "{$e['course']} as {$e['role']}";
+        if ($e['state'] === 'absent') {
+            if ($ue) {
+                $changes[] = "unenrolled from {$e['course']}";
+                if (!$check) {
+                    $manual->unenrol_user($instance, $userid);
+                }
+            }
+            continue;
+        }
+        if (!$instance) {
+            $changes[] = "manual enrolment added to {$e['course']}";
+            if (!$check) {
+                $manual->add_default_instance($course);
+                $instance = lms_manual_instance($course->id);
+            }
+        }
+        if (!$ue) {
+            $changes[] = "enrolled in $label";
+            if (!$check) {
+                $manual->enrol_user($instance, $userid, $role->id);
+            }
+            continue;
+        }
+        if ((int)$ue->status !== ENROL_USER_ACTIVE) {
+            $changes[] = "enrolment in {$e['course']} reactivated";
+            if (!$check) {
+                $manual->update_user_enrol($instance, $userid, ENROL_USER_ACTIVE);
+            }
+        }
+        if (!user_has_role_assignment($userid, $role->id, $context->id)) {
+            $changes[] = "role {$e['role']} in {$e['course']}";
+            if (!$check) {
+                role_assign($role->id, $userid, $context->id);
+            }
+        }
+    }
+
+    $after = $check ? null : lms_user_view($DB->get_record('user', ['id' => $userid]));
+    return [
+        'changed' => !empty($changes),
+        'changes' => $changes,
+        'warnings' => $warnings,
+        'before' => $before,
+        'after' => $after,
+        'enrolments_before' => $beforeenrol,
+        'enrolments_after' => $check ? null : lms_enrolments_view($userid),
+    ];
+}
+
+function lms_course_view($course) {
+    global $DB;
+    if (!$course) {
+        return null;
+    }
+    $category = $DB->get_record('course_categories', ['id' => $course->category]);
+    return [
+        'id' => (int)$course->id,
+        'shortname' => $course->shortname,
+        'fullname' => $course->fullname,
+        'idnumber' => $course->idnumber,
+        'category' => $category ? $category->name : null,
+        'category_id' => (int)$course->category,
+        'category_idnumber' => $category ? $category->idnumber : null,
+        'visible' => (bool)$course->visible,
+        'format' => $course->format,
+        'summary' => $course->summary,
+        'modules' => (int)$DB->count_records('course_modules', ['course' => $course->id]),
+    ];
+}
+
+function lms_op_course_info($in) {
+    global $DB;
+    $course = null;
+    if (!empty($in['id'])) {
+        $course = $DB->get_record('course', ['id' => $in['id']]);
+    } else if (isset($in['shortname'])) {
+        $course = $DB->get_record('course', ['shortname' => $in['shortname']]);
+    }
+    if ($course && $course->id == SITEID) {
+        lms_fail("'{$course->shortname}' is the site's front page, not a course");
+    }
+    $category = null;
+    if (isset($in['category']) && $in['category'] !== null && $in['category'] !== '') {
+        $cat = $in['category'];
+        $category = $DB->get_record('course_categories', ['idnumber' => $cat]);
+        if (!$category && ctype_digit((string)$cat)) {
+            $category = $DB->get_record('course_categories', ['id' => (int)$cat]);
+        }
+        if (!$category) {
+            $matches = $DB->get_records('course_categories', ['name' => $cat]);
+            if (count($matches) > 1) {
+                lms_fail("several course categories are named '$cat': give its idnumber or id instead");
+            }
+            $category = $matches ? reset($matches) : null;
+        }
+    }
+    $view = lms_course_view($course);
+    if ($view) {
+        $marker = get_config('three_instance', 'course_' . $course->id . '_restored');
+        $view['restored_sha256'] = $marker ?: null;
+    }
+    return [
+        'course' => $view,
+        'category' => $category ? ['id' => (int)$category->id, 'name' => $category->name,
+                                   'idnumber' => $category->idnumber] : null,
+        'default_category' => (int)$DB->get_field_sql(
+            'SELECT MIN(id) FROM {course_categories} WHERE parent = 0'),
+    ];
+}
+
+function lms_op_course_delete($in) {
+    // Like admin/cli/delete_course.php --disablerecyclebin, which in 5.1 dies half-way
+    // ("Call to undefined function course_get_format()": it does not load course/lib.php).
+    global $CFG, $DB;
+    require_once($CFG->dirroot . '/course/lib.php');
+    $course = $DB->get_record('course', ['id' => $in['courseid']], '*', MUST_EXIST);
+    if ($course->id == SITEID) {
+        lms_fail('refusing to delete the front page');
+    }
+    \core\session\manager::set_user(get_admin());
+    $start = microtime(true);
+    $CFG->forced_plugin_settings = array_merge($CFG->forced_plugin_settings,
+        ['tool_recyclebin' => ['coursebinenable' => false, 'categorybinenable' => false]]);
+    core_php_time_limit::raise();
+    delete_course($course, false);
+    fix_course_sortorder();
+    return ['changed' => true, 'seconds' => round(microtime(true) - $start, 3)];
+}
+
+function lms_op_course_restore($in) {
+    global $CFG, $DB, $USER;
+    require_once($CFG->dirroot . '/backup/util/includes/restore_includes.php');
+    $admin = get_admin();
+    if (!$admin) {
+        lms_fail('the site has no administrator to run the restore as');
+    }
+    \core\session\manager::set_user($admin);
+    $file = $in['file'];
+    if (!is_readable($file)) {
+        lms_fail("backup file $file cannot be read by the web user; "
+            . "make it readable (for example mode 0640, group of the web user)");
+    }
+    $start = microtime(true);
+    $backupdir = restore_controller::get_tempdir_name(SITEID, $USER->id);
+    $path = make_backup_temp_directory($backupdir);
+    get_file_packer('application/vnd.moodle.backup')->extract_to_pathname($file, $path);
+    $existing = null;
+    if (!empty($in['courseid'])) {
+        $courseid = (int)$in['courseid'];
+        $existing = $DB->get_record('course', ['id' => $courseid], '*', MUST_EXIST);
+        $target = $in['mode'] === 'add' ? backup::TARGET_EXISTING_ADDING : backup::TARGET_EXISTING_DELETING;
+    } else {
+        $category = $DB->get_record('course_categories', ['id' => $in['categoryid']], '*', MUST_EXIST);
+        $courseid = restore_dbops::create_new_course($in['fullname'], $in['shortname'] . '_restoring',
+            $category->id);
+        $target = backup::TARGET_NEW_COURSE;
+    }
+    $rc = new restore_controller($backupdir, $courseid, backup::INTERACTIVE_NO, backup::MODE_GENERAL,
+        $admin->id, $target);
+    if ($rc->get_type() !== backup::TYPE_1COURSE) {
+        $rc->destroy();
+        lms_fail("$file is not a course backup");
+    }
+    $plan = $rc->get_plan();
+    if ($plan->setting_exists('users')) {
+        $plan->get_setting('users')->set_value(!empty($in['include_users']));
+    }
+    // The course keeps its own names (a backup from QA carries QA's names).
+    $shortname = $existing ? $existing->shortname : $in['shortname'];
+    $fullname = !empty($in['fullname']) ? $in['fullname'] : $existing->fullname;
+    $plan->get_setting('course_shortname')->set_value($shortname);
+    $plan->get_setting('course_fullname')->set_value($fullname);
+    if ($target === backup::TARGET_EXISTING_DELETING) {
+        $plan->get_setting('overwrite_conf')->set_value(true);
+        restore_dbops::delete_course_content($courseid, ['keep_roles_and_enrolments' => 1,
+            'keep_groups_and_groupings' => 1]);
+    }
+    if (!$rc->execute_precheck()) {
+        $results = $rc->get_precheck_results();
+        if (!empty($results['errors'])) {
+            $rc->destroy();
+            lms_fail('the restore precheck failed: ' . implode('; ', $results['errors']));
+        }
+    }
+    $rc->execute_plan();
+    $rc->destroy();
+    $DB->set_field('course', 'shortname', $shortname, ['id' => $courseid]);
+    $DB->set_field('course', 'fullname', $fullname, ['id' => $courseid]);
+    rebuild_course_cache($courseid, true);
+    set_config('course_' . $courseid . '_restored', $in['sha256'], 'three_instance');
+    return ['changed' => true, 'courseid' => $courseid, 'seconds' => round(microtime(true) - $start, 3),
+            'course' => lms_course_view($DB->get_record('course', ['id' => $courseid]))];
+}
+
+$lmsfn = 'lms_op_' . $lmsop;
+if (!function_exists($lmsfn)) {
+    lms_fail("unknown helper operation '$lmsop'");
+}
+try {
+    lms_emit($lmsfn($lmsin));
+} catch (Throwable $e) {
+    $info = isset($e->debuginfo) ? ' (' . $e->debuginfo . ')' : '';
+    lms_fail(get_class($e) . ': ' . $e->getMessage() . $info);
+}
+"""
+
+
+def fail_module(module, exc: MoodleError, **extra) -> None:
+    """``fail_json`` with the error's message and output tails."""
+    module.fail_json(msg=str(exc), **exc.details(), **extra)
+
+
+def site_facts(site: MoodleSite, deployment_record: str | None = None, check_upgrade: bool = True) -> dict:
+    """Everything ``lms_facts`` reports, in one dict (see its RETURN)."""
+    code = site.code_version()
+    deployment = read_deployment_record(deployment_record, site.path)
+    facts = {
+        "flavour": code.get("flavour") or site.layout.flavour,
+        "layout": site.layout.name,
+        "path": site.path,
+        "code_root": os.path.realpath(site.path),
+        "version": code["version"],
+        "release": code["release"],
+        "branch": code["branch"],
+        "maturity": code["maturity"],
+        "totara_version": code["totara_version"],
+        "configured": site.has_config(),
+        "installed": False,
+        "installed_version": None,
+        "installed_release": None,
+        "database_tables": None,
+        "upgrade_pending": None,
+        "maintenance_required": None,
+        "maintenance_enabled": False,
+        "maintenance_mode": None,
+        "maintenance_scheduled": None,
+        "maintenance_message": None,
+        "release_id": deployment["release_id"],
+        "deployment": deployment["record"],
+        "nonstandard_plugins": [],
+        "missing_plugins": [],
+        "plugins_to_upgrade": [],
+        "wwwroot": None,
+        "dataroot": None,
+        "dbtype": None,
+    }
+    if not facts["configured"]:
+        return facts
+    info = site.helper("facts")
+    facts.update(
+        installed=info["installed"],
+        installed_version=info["db_version"],
+        installed_release=info["db_release"],
+        database_tables=info["database_tables"],
+        maintenance_enabled=bool(info["cli_maintenance"] or info["web_maintenance"]),
+        maintenance_mode="cli" if info["cli_maintenance"] else ("web" if info["web_maintenance"] else None),
+        maintenance_scheduled=info["maintenance_later"],
+        maintenance_message=info["maintenance_message"],
+        nonstandard_plugins=info["nonstandard_plugins"],
+        missing_plugins=info["missing_plugins"],
+        plugins_to_upgrade=info["plugins_to_upgrade"],
+        wwwroot=info["wwwroot"],
+        dataroot=info["dataroot"],
+        dbtype=info["dbtype"],
+    )
+    if facts["installed"] and check_upgrade:
+        status = site.upgrade_status()
+        facts["upgrade_pending"] = status["pending"]
+        facts["maintenance_required"] = status["maintenance_required"]
+    return facts

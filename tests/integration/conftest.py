@@ -1,0 +1,162 @@
+"""Fixtures for integration tests against a real Moodle on this machine (no container).
+
+* ``pg_cluster`` -- a private PostgreSQL cluster for the session (stopped at the end).
+* ``moodle_site`` -- one installed Moodle site for the session, shared by all module tests
+  (install takes about a minute).
+* ``lms`` -- runs an ``lms_*`` module through the real Ansible machinery (``ansible`` ad hoc with
+  the JSON callback), so argument specs, check mode, diff and ``no_log`` are exercised for real.
+
+Everything skips with a message naming what is missing: a Moodle source (``MOODLE_SRC``), root,
+PostgreSQL server binaries, PHP and its extensions.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import moodle_site as ms
+
+REPO = Path(__file__).resolve().parents[2]
+ANSIBLE = Path(sys.executable).with_name("ansible")
+
+
+@pytest.fixture(scope="session")
+def integration_prerequisites():
+    missing = ms.missing_prerequisites()
+    if missing:
+        pytest.skip("integration tests need: " + "; ".join(missing))
+
+
+@pytest.fixture(scope="session")
+def pg_cluster(integration_prerequisites):
+    base = ms.private_tmpdir("ti-pg-")
+    cluster = ms.PgCluster(base).start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+        if not os.environ.get("TI_KEEP_SITE"):
+            shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def moodle_site(request, moodle_src, integration_prerequisites):
+    """An installed Moodle site (code copy + dataroot + config.php + database) for the session.
+
+    ``TI_REUSE_SITE=<dir>`` reuses a site made by ``moodle_site.py up <dir>`` (for quick iterations
+    while developing; the site is left running).
+    """
+    reuse = os.environ.get("TI_REUSE_SITE")
+    if reuse:
+        cluster = ms.PgCluster.attach(Path(reuse) / "pg")
+        yield ms.MoodleTestSite(Path(reuse) / "site", cluster)
+        return
+    pg_cluster = request.getfixturevalue("pg_cluster")
+    base = ms.private_tmpdir("ti-site-")
+    site = ms.MoodleTestSite(base, pg_cluster).create(moodle_src)
+    seconds = site.install()
+    print(f"\n[moodle_site] installed {moodle_src} in {seconds:.1f} s at {site.code}", file=sys.stderr)
+    try:
+        yield site
+    finally:
+        if not os.environ.get("TI_KEEP_SITE"):
+            shutil.rmtree(base, ignore_errors=True)
+
+
+UPGRADE_FROM_CACHE = (
+    Path(os.environ.get("THREE_INSTANCE_CACHE", "/var/cache/three-instance")) / "upgrade-from"
+)
+
+
+@pytest.fixture(scope="session")
+def old_moodle_src() -> Path:
+    """An older Moodle tree (e.g. 4.5) to upgrade from: MOODLE_SRC_UPGRADE_FROM, else the first
+    ``upgrade-from/moodle*`` in the cache folder (kept out of ``moodle*`` on purpose, so that
+    ``moodle_src`` never picks it)."""
+    candidates = []
+    if os.environ.get("MOODLE_SRC_UPGRADE_FROM"):
+        candidates.append(Path(os.environ["MOODLE_SRC_UPGRADE_FROM"]))
+    if UPGRADE_FROM_CACHE.is_dir():
+        candidates += sorted(UPGRADE_FROM_CACHE.glob("moodle*"))
+    for path in candidates:
+        if (path.is_dir() and (path / "version.php").exists()) or path.is_file():
+            return path
+    pytest.skip(
+        "no older Moodle to upgrade from: set MOODLE_SRC_UPGRADE_FROM to a Moodle 4.2.3+ tree or tarball "
+        f"(or put one in {UPGRADE_FROM_CACHE}/moodle*)"
+    )
+
+
+class ModuleRunner:
+    """Run an lms_* module on localhost through ``ansible`` and return its result dict."""
+
+    def __init__(self, site: ms.MoodleTestSite):
+        self.site = site
+
+    def env(self) -> dict:
+        env = self.site.env()
+        env.update(
+            ANSIBLE_CONFIG=str(REPO / "ansible.cfg"),
+            ANSIBLE_LOAD_CALLBACK_PLUGINS="1",
+            ANSIBLE_STDOUT_CALLBACK="json",
+            ANSIBLE_CACHE_PLUGIN="memory",
+            ANSIBLE_NOCOLOR="1",
+            ANSIBLE_DEPRECATION_WARNINGS="0",
+        )
+        return env
+
+    def raw(self, module: str, args: dict, *, check: bool = False, diff: bool = True, verbosity: int = 0):
+        full = {"path": str(self.site.code), "web_user": self.site.web_user, **args}
+        cmd = [
+            str(ANSIBLE),
+            "localhost",
+            "-i",
+            "localhost,",
+            "-c",
+            "local",
+            "-e",
+            f"ansible_python_interpreter={sys.executable}",
+            "-m",
+            module,
+            "-a",
+            json.dumps(full),
+        ]
+        if check:
+            cmd.append("--check")
+        if diff:
+            cmd.append("--diff")
+        if verbosity:
+            cmd.append("-" + "v" * verbosity)
+        start = time.monotonic()
+        proc = subprocess.run(
+            cmd, capture_output=True, text=True, env=self.env(), cwd=REPO, timeout=900, check=False
+        )
+        proc.seconds = time.monotonic() - start
+        return proc
+
+    def __call__(self, module: str, check: bool = False, **args) -> dict:
+        proc = self.raw(module, args, check=check)
+        try:
+            doc, _ = json.JSONDecoder().raw_decode(proc.stdout[proc.stdout.index("{") :])
+            result = doc["plays"][0]["tasks"][0]["hosts"]["localhost"]
+        except (ValueError, KeyError, IndexError) as exc:
+            raise AssertionError(
+                f"no JSON result from ansible (rc={proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
+            ) from exc
+        result["_seconds"] = round(proc.seconds, 2)
+        return result
+
+
+@pytest.fixture(scope="session")
+def lms(moodle_site) -> ModuleRunner:
+    return ModuleRunner(moodle_site)

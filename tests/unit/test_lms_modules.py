@@ -1,0 +1,268 @@
+"""Unit tests of the lms_* modules: documentation matches the argument spec, argument handling,
+check mode plumbing (with a fake site; the real thing is in tests/integration)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+from unittest import mock
+
+import pytest
+import yaml
+from ansible.module_utils.testing import patch_module_args
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "plugins" / "module_utils"))
+
+import moodle_cli
+
+# Modules import "ansible.module_utils.moodle_cli" (ansible.cfg's module_utils path); alias it here.
+sys.modules.setdefault("ansible.module_utils.moodle_cli", moodle_cli)
+
+MODULES = sorted(p.stem for p in (REPO / "library").glob("lms_*.py"))
+
+
+def load(name: str):
+    spec = importlib.util.spec_from_file_location(f"lms_module_{name}", REPO / "library" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class _Spec(Exception):
+    pass
+
+
+def argument_spec(mod) -> dict:
+    """The kwargs the module passes to AnsibleModule (captured, the module does not run)."""
+
+    def capture(**kwargs):
+        raise _Spec(kwargs)
+
+    with mock.patch.object(mod, "AnsibleModule", side_effect=capture), pytest.raises(_Spec) as caught:
+        mod.main()
+    return caught.value.args[0]
+
+
+def run(mod, args: dict, capsys, site=None) -> dict:
+    """Run the module's main() with args; returns its JSON result (exit_json or fail_json)."""
+    patches = [patch_module_args(args)]
+    if site is not None:
+        patches.append(mock.patch.object(mod.MoodleSite, "from_params", return_value=site))
+    with patches[0], patches[1] if site is not None else mock.MagicMock(), pytest.raises(SystemExit):
+        mod.main()
+    return json.loads(capsys.readouterr().out)
+
+
+def compare_options(doc_options: dict, spec: dict, where: str) -> None:
+    assert set(doc_options) == set(spec), f"{where}: documented {sorted(doc_options)} != spec {sorted(spec)}"
+    for name, opt in spec.items():
+        doc = doc_options[name]
+        assert doc.get("type", "str") == opt.get("type", "str"), f"{where}.{name}: type"
+        assert doc.get("required", False) == opt.get("required", False), f"{where}.{name}: required"
+        assert doc.get("default") == opt.get("default"), f"{where}.{name}: default"
+        assert doc.get("choices") == opt.get("choices"), f"{where}.{name}: choices"
+        if opt.get("no_log"):
+            assert opt["type"] == "str"
+        if "options" in opt:
+            compare_options(doc["suboptions"], opt["options"], f"{where}.{name}")
+
+
+def test_there_are_modules():
+    assert {"lms_facts", "lms_config", "lms_maintenance", "lms_upgrade", "lms_user"} <= set(MODULES)
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_documentation_matches_argument_spec(name):
+    mod = load(name)
+    doc = yaml.safe_load(mod.DOCUMENTATION)
+    assert doc["module"] == name
+    assert yaml.safe_load(mod.RETURN)
+    examples = yaml.safe_load(mod.EXAMPLES)
+    assert any(name in task for task in examples), f"{name}: no example uses the module"
+    kwargs = argument_spec(mod)
+    assert kwargs["supports_check_mode"] is True
+    compare_options(doc["options"], kwargs["argument_spec"], name)
+    for common in moodle_cli.COMMON_ARGS:
+        assert common in kwargs["argument_spec"], f"{name} lacks the common option {common}"
+
+
+def test_password_is_no_log():
+    spec = argument_spec(load("lms_user"))["argument_spec"]
+    assert spec["password"]["no_log"] is True
+
+
+# ----- argument handling --------------------------------------------------------------------------------
+
+
+def test_config_wanted_settings():
+    mod = load("lms_config")
+    one = mod.wanted_settings(
+        {"settings": None, "name": "theme", "component": "core", "value": "boost", "state": "present"}
+    )
+    assert one == [
+        {"name": "theme", "component": "core", "state": "present", "value": "boost", "read_only": False}
+    ]
+    read = mod.wanted_settings(
+        {"settings": None, "name": "theme", "component": "core", "value": None, "state": "present"}
+    )
+    assert read[0]["read_only"] is True
+    many = mod.wanted_settings(
+        {
+            "settings": [
+                {"name": "x", "component": "tool_y", "value": True, "state": "present"},
+                {"name": "z", "component": None, "value": None, "state": "absent"},
+            ]
+        }
+    )
+    assert many[0]["value"] == "1" and many[1] == {
+        "name": "z",
+        "component": "core",
+        "state": "absent",
+        "value": None,
+        "read_only": False,
+    }
+    with pytest.raises(moodle_cli.MoodleError, match="tool_y/x has no value"):
+        mod.wanted_settings(
+            {"settings": [{"name": "x", "component": "tool_y", "value": None, "state": "present"}]}
+        )
+
+
+class FakeSite:
+    def __init__(self, answers: dict):
+        self.answers = answers
+        self.calls = []
+
+    def helper(self, op, params=None):
+        self.calls.append(("helper", op, params))
+        return self.answers[op]
+
+    def cfg_set(self, name, value, component=None):
+        self.calls.append(("cfg_set", name, value, component))
+
+
+def test_config_check_mode_writes_nothing_and_refuses_forced(capsys):
+    mod = load("lms_config")
+    site = FakeSite(
+        {
+            "config_get": {
+                "settings": [{"name": "theme", "component": "core", "value": "classic", "forced": False}]
+            }
+        }
+    )
+    result = run(
+        mod, {"path": "/x", "name": "theme", "value": "boost", "_ansible_check_mode": True}, capsys, site
+    )
+    assert result["changed"] is True and result["settings"][0]["after"] == "boost"
+    assert [c[0] for c in site.calls] == ["helper"]
+    result = run(mod, {"path": "/x", "name": "theme", "value": "boost"}, capsys, site)
+    assert site.calls[-1] == ("cfg_set", "theme", "boost", "core")
+    assert result["diff"] == {"before": "theme = 'classic'\n", "after": "theme = 'boost'\n"}
+    forced = FakeSite(
+        {
+            "config_get": {
+                "settings": [{"name": "theme", "component": "core", "value": "classic", "forced": True}]
+            }
+        }
+    )
+    result = run(mod, {"path": "/x", "name": "theme", "value": "boost"}, capsys, forced)
+    assert result["failed"] and "forced in config.php" in result["msg"]
+
+
+def test_config_argument_errors(capsys):
+    mod = load("lms_config")
+    result = run(mod, {"path": "/x", "name": "a", "settings": [{"name": "b", "value": 1}]}, capsys)
+    assert result["failed"] and "mutually exclusive" in result["msg"]
+    result = run(mod, {"path": "/x", "settings": [{"value": 1}]}, capsys)
+    assert result["failed"] and "name" in result["msg"]
+
+
+def test_user_sends_password_to_the_helper_only(capsys):
+    mod = load("lms_user")
+    answer = {
+        "changed": True,
+        "changes": ["password"],
+        "before": {"username": "u"},
+        "after": {"username": "u"},
+        "enrolments_before": [],
+        "enrolments_after": [],
+        "warnings": [],
+    }
+    site = FakeSite({"user": answer})
+    args = {
+        "path": "/x",
+        "username": "u",
+        "password": "Pw-123456!",
+        "enrolments": [{"course": "C1"}],
+        "_ansible_check_mode": True,
+    }
+    result = run(mod, args, capsys, site)
+    op, params = site.calls[0][1], site.calls[0][2]
+    assert op == "user" and params["password"] == "Pw-123456!" and params["check_mode"] is True
+    assert params["enrolments"] == [{"course": "C1", "role": "student", "state": "present"}]
+    assert "auth" not in params  # unset options are not sent: the helper leaves those fields alone
+    assert "Pw-123456!" not in json.dumps(result)
+    assert result["changes"] == ["password"]
+
+
+def test_user_argument_errors(capsys):
+    mod = load("lms_user")
+    result = run(mod, {"path": "/x", "username": "u", "state": "gone"}, capsys)
+    assert result["failed"] and "value of state must be one of" in result["msg"]
+    result = run(mod, {"path": "/x", "username": "u", "enrolments": [{"role": "student"}]}, capsys)
+    assert result["failed"] and "course" in result["msg"]
+
+
+def test_maintenance_argument_errors(capsys):
+    mod = load("lms_maintenance")
+    result = run(mod, {"path": "/x", "state": "scheduled"}, capsys)
+    assert result["failed"] and "minutes" in result["msg"]
+    result = run(mod, {"path": "/x", "state": "enabled", "minutes": 3}, capsys)
+    assert result["failed"] and "minutes is for state=scheduled" in result["msg"]
+
+
+def test_facts_fail_with_a_clear_message(capsys, tmp_path):
+    result = run(load("lms_facts"), {"path": str(tmp_path)}, capsys)
+    assert result["failed"] and "not a Moodle or Totara code root" in result["msg"]
+
+
+def test_course_fields_and_differences():
+    mod = load("lms_course")
+    params = {key: None for key in mod.UPDATABLE}
+    params.update(fullname="Demo", visible=False)
+    wanted = mod.wanted_fields(params)
+    assert wanted == {"fullname": "Demo", "visible": "0"}
+    course = {
+        "fullname": "Demo",
+        "idnumber": "",
+        "summary": "",
+        "visible": True,
+        "format": "topics",
+        "category_id": 1,
+    }
+    assert mod.differing(course, wanted, None) == {"visible": "0"}
+    assert mod.differing(course, wanted, 3) == {"visible": "0", "category": "3"}
+    assert mod.differing({**course, "visible": False}, wanted, 1) == {}
+    text = mod.csv_text({"shortname": "C,1", "fullname": 'Say "hi"'})
+    assert text == 'shortname,fullname\n"C,1","Say ""hi"""\n'
+
+
+def test_course_argument_errors(capsys):
+    mod = load("lms_course")
+    result = run(mod, {"path": "/x", "shortname": "C1", "state": "backup"}, capsys)
+    assert result["failed"] and "backup_file" in result["msg"]
+    result = run(mod, {"path": "/x", "shortname": "C1", "template": "T", "backup_file": "/b.mbz"}, capsys)
+    assert result["failed"] and "mutually exclusive" in result["msg"]
+
+
+def test_course_check_mode_changes_nothing(capsys):
+    mod = load("lms_course")
+    info = {"course": None, "category": None, "default_category": 1}
+    site = FakeSite({"course_info": info})
+    result = run(
+        mod, {"path": "/x", "shortname": "C1", "fullname": "One", "_ansible_check_mode": True}, capsys, site
+    )
+    assert result["changed"] is True and result["changes"] == ["created"]
+    assert [c[1] for c in site.calls] == ["course_info"]
