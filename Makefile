@@ -67,7 +67,7 @@ s3-stop: venv
 
 demo: setup s3-start ## converge the local demo estate: dev1, qa1, live1 + local S3
 	flock $(PODMAN_LOCK) ansible-playbook -i $(ESTATE) playbooks/local_hosts.yml
-	ansible-playbook -i $(ESTATE) playbooks/site.yml
+	ansible-playbook -i $(ESTATE) playbooks/demo.yml
 
 demo-clean: ## remove the demo containers and stop the local S3 API
 	-ansible-playbook -i $(ESTATE) playbooks/local_hosts.yml -e local_hosts_state=absent
