@@ -74,5 +74,5 @@ demo-clean: ## remove the demo containers and stop the local S3 API
 	-python tools/local_s3.py stop
 
 clean-hosts: ## remove any test containers and S3 server left behind
-	-podman rm -f -t 2 dev1 qa1 live1 >/dev/null 2>&1
+	-podman ps -aq --filter ancestor=localhost/three-instance-host:bookworm | xargs -r podman rm -f -t 2 >/dev/null 2>&1
 	-python tools/local_s3.py stop >/dev/null 2>&1
