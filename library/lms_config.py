@@ -20,25 +20,9 @@ description:
     (a read).
 version_added: "1.0.0"
 author: three-instance contributors
+extends_documentation_fragment:
+  - lms_site
 options:
-  path:
-    description:
-      - The site's code root, the folder that holds C(config.php) (for example the deployment's
-        C(current) symlink).
-    type: path
-    required: true
-  web_user:
-    description: The user the web server runs PHP as; Moodle runs as this user, never as root.
-    type: str
-    default: www-data
-  php:
-    description: The PHP CLI binary to run.
-    type: str
-    default: php
-  timeout:
-    description: Seconds after which a Moodle CLI call is stopped and the task fails.
-    type: int
-    default: 600
   name:
     description: One setting's name (C($CFG->name) for core, or the plugin's setting name).
     type: str

@@ -14,7 +14,8 @@ description:
     upload tool exits 0 even when a line fails, so its summary (C(Courses errors)) is read.
   - C(absent) deletes the course with Moodle's C(delete_course()), without the recycle bin (what
     C(delete_course.php --disablerecyclebin) does; that CLI fails half-way in Moodle 5.1).
-  - C(backup) writes a course backup (C(backup.php)) to I(backup_file); an existing file is kept
+  - C(backup) writes a course backup (Moodle's backup controller, as C(backup.php) runs it) to
+    I(backup_file), without user data unless I(include_users=true); an existing file is kept
     unless I(force=true).
   - C(restored) restores I(backup_file) into the course I(shortname). A missing course is created
     in I(category); an existing one has its content replaced (I(restore_mode=replace), the default,
@@ -24,23 +25,13 @@ description:
     from QA to Live.
 version_added: "1.0.0"
 author: three-instance contributors
+extends_documentation_fragment:
+  - lms_site
 options:
-  path:
-    description:
-      - The site's code root, the folder that holds C(config.php) (for example the deployment's
-        C(current) symlink).
-    type: path
-    required: true
-  web_user:
-    description: The user the web server runs PHP as; Moodle runs as this user, never as root.
-    type: str
-    default: www-data
-  php:
-    description: The PHP CLI binary to run.
-    type: str
-    default: php
   timeout:
-    description: Seconds after which a Moodle CLI call is stopped and the task fails.
+    description:
+      - Seconds after which a Moodle CLI call is stopped and the task fails (course backups and
+        restores take a while).
     type: int
     default: 1800
   shortname:
@@ -88,7 +79,9 @@ options:
     choices: [replace, add]
     default: replace
   include_users:
-    description: With I(state=restored), also restore user data that the backup holds.
+    description:
+      - With I(state=backup), include user data (enrolments, user content, logs) in the backup.
+      - With I(state=restored), also restore user data that the backup holds.
     type: bool
     default: false
   force:
@@ -163,7 +156,6 @@ import hashlib
 import io
 import os
 import pwd
-import re
 import shutil
 import tempfile
 
@@ -370,18 +362,17 @@ def main():
                 result["changes"].append(f"backed up to {dest}")
                 if not module.check_mode:
                     work = Work(p["web_user"])
-                    run = site.cli("backup.php", f"--courseid={course['id']}", f"--destination={work.path}")
-                    match = re.search(r"^Writing (.+\.mbz)\s*$", run.stdout, re.MULTILINE)
-                    if not match or not os.path.isfile(match.group(1)):
-                        raise MoodleError(
-                            "backup.php wrote no backup file", stdout=run.stdout, stderr=run.stderr
-                        )
+                    written = os.path.join(work.path, "course.mbz")
+                    run = site.helper(
+                        "course_backup",
+                        {"courseid": course["id"], "file": written, "users": p["include_users"]},
+                    )
                     tmp = dest + ".partial"
-                    shutil.copyfile(match.group(1), tmp)
+                    shutil.copyfile(written, tmp)
                     os.chmod(tmp, 0o640)
                     os.replace(tmp, dest)
                     result["sha256"] = sha256(dest)
-                    result["seconds"] = run.seconds
+                    result["seconds"] = run["_seconds"]
 
         elif state == "restored":
             src = p["backup_file"]

@@ -18,28 +18,9 @@ description:
   - The result is returned as C(lms) and also set as the host fact C(lms).
 version_added: "1.0.0"
 author: three-instance contributors
+extends_documentation_fragment:
+  - lms_site
 options:
-  path:
-    description:
-      - The site's code root, the folder that holds C(config.php), for example the deployment's
-        C(current) symlink. For Moodle 5.1+ that is the checkout root (with C(public/) below it),
-        for Totara 13+ the folder above C(server/), for older Moodle the web root.
-    type: path
-    required: true
-  web_user:
-    description:
-      - The user the web server runs PHP as. Every Moodle CLI and API call runs as this user
-        (with C(runuser) when the module runs as root), never as root.
-    type: str
-    default: www-data
-  php:
-    description: The PHP CLI binary to run.
-    type: str
-    default: php
-  timeout:
-    description: Seconds after which a Moodle CLI call is stopped and the task fails.
-    type: int
-    default: 600
   deployment_record:
     description:
       - A deployment record (JSON) written when the release was deployed; its C(release_id)

@@ -20,25 +20,9 @@ description:
   - I(enrolments) ensures manual enrolments with a role in courses given by short name.
 version_added: "1.0.0"
 author: three-instance contributors
+extends_documentation_fragment:
+  - lms_site
 options:
-  path:
-    description:
-      - The site's code root, the folder that holds C(config.php) (for example the deployment's
-        C(current) symlink).
-    type: path
-    required: true
-  web_user:
-    description: The user the web server runs PHP as; Moodle runs as this user, never as root.
-    type: str
-    default: www-data
-  php:
-    description: The PHP CLI binary to run.
-    type: str
-    default: php
-  timeout:
-    description: Seconds after which a Moodle CLI call is stopped and the task fails.
-    type: int
-    default: 600
   username:
     description: The user's login name (Moodle usernames are lower case).
     type: str

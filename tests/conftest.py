@@ -6,6 +6,9 @@ lacks skip with a message that says what to provide.
 
 from __future__ import annotations
 
+import importlib
+import importlib.abc
+import importlib.util
 import os
 import socket
 import sys
@@ -19,6 +22,28 @@ sys.path.insert(0, str(REPO / "tools"))
 sys.path.insert(0, str(REPO / "plugins" / "module_utils"))
 
 import local_s3
+
+
+class _RepoModuleUtils(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Modules and plugins import ``ansible.module_utils.<name>`` (ansible.cfg's module_utils path);
+    in tests that name is the same module object as the plain ``<name>`` the tests import."""
+
+    PREFIX = "ansible.module_utils."
+    ROOT = REPO / "plugins" / "module_utils"
+
+    def find_spec(self, fullname, path, target=None):
+        if fullname.startswith(self.PREFIX) and (self.ROOT / f"{fullname[len(self.PREFIX) :]}.py").exists():
+            return importlib.util.spec_from_loader(fullname, self)
+        return None
+
+    def create_module(self, spec):
+        return importlib.import_module(spec.name[len(self.PREFIX) :])
+
+    def exec_module(self, module):
+        pass  # already executed under its plain name
+
+
+sys.meta_path.insert(0, _RepoModuleUtils())
 
 # Where CI on a machine that has a Moodle tree finds it without MOODLE_SRC (outside the repo).
 MOODLE_CACHE = Path(os.environ.get("THREE_INSTANCE_CACHE", "/var/cache/three-instance"))

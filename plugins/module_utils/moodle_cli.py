@@ -423,14 +423,33 @@ class MoodleSite:
                 "(write config.php first, then install the database)"
             )
 
-    def cli(self, script: str, *args: str, ok=(0,), timeout=None, stdin=None) -> CliResult:
-        """Run a Moodle CLI script as the web user; rc outside ``ok`` raises :class:`MoodleError`."""
+    def cli(
+        self, script: str, *args: str, ok=(0,), timeout=None, stdin=None, private_args=False
+    ) -> CliResult:
+        """Run a Moodle CLI script as the web user; rc outside ``ok`` raises :class:`MoodleError`.
+
+        ``private_args``: the arguments go to the script on stdin, through a wrapper that puts them
+        into ``$_SERVER['argv']``, so a secret among them never shows in the process list.
+        """
         self.require_config()
         path = self.layout.cli(script)
         if not os.path.isfile(path):
             raise MoodleError(f"{path} does not exist: this Moodle/Totara version lacks that CLI")
-        cmd = [*self.user_prefix(), self.php, path, *args]
-        result = self.runner(cmd, cwd=os.path.dirname(path), stdin=stdin, timeout=timeout or self.timeout)
+        wrapper = None
+        if private_args:
+            fd, wrapper = tempfile.mkstemp(prefix="lms-argv-", suffix=".php")
+            with os.fdopen(fd, "w") as handle:
+                handle.write(ARGV_FROM_STDIN_PHP)
+            os.chmod(wrapper, 0o644)  # the web user reads it; the arguments come on stdin
+            cmd = [*self.user_prefix(), self.php, wrapper]
+            stdin = json.dumps({"script": path, "args": list(args)})
+        else:
+            cmd = [*self.user_prefix(), self.php, path, *args]
+        try:
+            result = self.runner(cmd, cwd=os.path.dirname(path), stdin=stdin, timeout=timeout or self.timeout)
+        finally:
+            if wrapper:
+                os.unlink(wrapper)
         if ok is not None and result.rc not in ok:
             name = os.path.basename(script)
             raise MoodleError(
@@ -566,6 +585,23 @@ def forced_message(name: str, component: str | None) -> str:
         f"{setting_label(name, component)} is forced in config.php ({where}) and cannot be changed here: "
         "change config.php (its template) instead, or drop the setting from this task"
     )
+
+
+# --------------------------------------------------------------------------------------------------------
+# Runs a CLI script with the arguments it reads from stdin (JSON: script, args) as its argv. The
+# script is included at file scope, as PHP would run it, so Moodle's globals work unchanged.
+
+ARGV_FROM_STDIN_PHP = r"""<?php
+$lmsargv = json_decode(stream_get_contents(STDIN), true);
+if (!is_array($lmsargv) || !isset($lmsargv['script'], $lmsargv['args'])) {
+    fwrite(STDERR, "expected {\"script\": ..., \"args\": [...]} on stdin\n");
+    exit(2);
+}
+$_SERVER['argv'] = $argv = array_merge([$lmsargv['script']], $lmsargv['args']);
+$_SERVER['argc'] = $argc = count($argv);
+unset($lmsargv);
+require $argv[0];
+"""
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -1047,6 +1083,37 @@ function lms_op_course_delete($in) {
     delete_course($course, false);
     fix_course_sortorder();
     return ['changed' => true, 'seconds' => round(microtime(true) - $start, 3)];
+}
+
+function lms_op_course_backup($in) {
+    global $CFG, $DB;
+    require_once($CFG->dirroot . '/backup/util/includes/backup_includes.php');
+    $admin = get_admin();
+    if (!$admin) {
+        lms_fail('the site has no administrator to run the backup as');
+    }
+    \core\session\manager::set_user($admin);
+    $DB->get_record('course', ['id' => $in['courseid']], 'id', MUST_EXIST);
+    core_php_time_limit::raise();
+    $bc = new backup_controller(backup::TYPE_1COURSE, $in['courseid'], backup::FORMAT_MOODLE,
+        backup::INTERACTIVE_NO, backup::MODE_GENERAL, $admin->id);
+    // User data only when asked: settings that depend on 'users' (enrolments, role assignments,
+    // user completion, logs, grade history...) follow it.
+    $users = $bc->get_plan()->get_setting('users');
+    if ((bool)$users->get_value() !== (bool)$in['users']) {
+        if ($users->get_status() !== base_setting::NOT_LOCKED) {
+            $bc->destroy();
+            lms_fail('the backup setting "include user data" is locked on this site '
+                . '(Site administration > Courses > Backups > General backup defaults)');
+        }
+        $users->set_value((bool)$in['users']);
+    }
+    $bc->execute_plan();
+    $file = $bc->get_results()['backup_destination'];
+    $file->copy_content_to($in['file']);
+    $file->delete();
+    $bc->destroy();
+    return ['file' => $in['file'], 'users' => (bool)$in['users']];
 }
 
 function lms_op_course_restore($in) {

@@ -1,8 +1,9 @@
 """Fixtures for integration tests against a real Moodle on this machine (no container).
 
 * ``pg_cluster`` -- a private PostgreSQL cluster for the session (stopped at the end).
+* ``mariadb_server`` -- a private MariaDB server for the session (stopped at the end).
 * ``moodle_site`` -- one installed Moodle site for the session, shared by all module tests
-  (install takes about a minute).
+  (install takes about a minute); ``moodle_site_mariadb`` -- the same on MariaDB.
 * ``lms`` -- runs an ``lms_*`` module through the real Ansible machinery (``ansible`` ad hoc with
   the JSON callback), so argument specs, check mode, diff and ``no_log`` are exercised for real.
 
@@ -37,16 +38,22 @@ def integration_prerequisites():
         pytest.skip("integration tests need: " + "; ".join(missing))
 
 
-@pytest.fixture(scope="session")
-def pg_cluster(integration_prerequisites):
-    base = ms.private_tmpdir("ti-pg-")
-    cluster = ms.PgCluster(base).start()
+def _private_server(server_class, prefix: str):
+    """A database server in a private temp dir for the session; stopped (and removed unless
+    TI_KEEP_SITE is set) at the end."""
+    base = ms.private_tmpdir(prefix)
+    server = server_class(base).start()
     try:
-        yield cluster
+        yield server
     finally:
-        cluster.stop()
+        server.stop()
         if not os.environ.get("TI_KEEP_SITE"):
             shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def pg_cluster(integration_prerequisites):
+    yield from _private_server(ms.PgCluster, "ti-pg-")
 
 
 @pytest.fixture(scope="session")
@@ -64,8 +71,41 @@ def moodle_site(request, moodle_src, integration_prerequisites):
     pg_cluster = request.getfixturevalue("pg_cluster")
     base = ms.private_tmpdir("ti-site-")
     site = ms.MoodleTestSite(base, pg_cluster).create(moodle_src)
-    seconds = site.install()
+    # Installed through lms_install (what the lms role uses); test_lms_install checks the result.
+    site.install_result = ModuleRunner(site)(
+        "lms_install",
+        admin_password=ms.ADMIN_PASSWORD,
+        admin_email="admin@example.invalid",
+        fullname="three-instance test site",
+        shortname="ti-test",
+        summary="integration tests",
+    )
+    assert site.install_result.get("installed"), site.install_result
+    seconds = site.install_result["seconds"]
     print(f"\n[moodle_site] installed {moodle_src} in {seconds:.1f} s at {site.code}", file=sys.stderr)
+    try:
+        yield site
+    finally:
+        if not os.environ.get("TI_KEEP_SITE"):
+            shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def mariadb_server(integration_prerequisites):
+    """A private MariaDB server for the session (stopped at the end)."""
+    missing = ms.missing_mariadb()
+    if missing:
+        pytest.skip("MariaDB integration tests need: " + "; ".join(missing))
+    yield from _private_server(ms.MariaDbServer, "ti-mdb-")
+
+
+@pytest.fixture(scope="session")
+def moodle_site_mariadb(mariadb_server, moodle_src):
+    """An installed Moodle site on MariaDB for the session (same API as ``moodle_site``)."""
+    base = ms.private_tmpdir("ti-site-mdb-")
+    site = ms.MoodleTestSite(base, mariadb_server, wwwroot="http://localhost/ti-test-mdb").create(moodle_src)
+    seconds = site.install()
+    print(f"\n[moodle_site_mariadb] installed in {seconds:.1f} s at {site.code}", file=sys.stderr)
     try:
         yield site
     finally:

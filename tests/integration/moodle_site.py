@@ -7,9 +7,12 @@ Pieces, each usable alone (and from the command line, see ``main``):
 * :class:`MoodleTestSite` -- a copy of a Moodle source tree (hard links when possible), a dataroot
   owned by the web user (02770), a templated ``config.php`` and ``install_database.php``.
 
+* :class:`MariaDbServer` -- a private MariaDB server the same way (``mariadb-install-db`` +
+  ``mariadbd`` in a temp dir, a free port on 127.0.0.1, its socket in the temp dir).
+
 A database server only has to offer ``create_database(name, user, password)`` and
-``moodle_config(dbname, user, password)`` (the ``$CFG->db*`` values), so a MariaDB server class can
-be added next to :class:`PgCluster` without touching :class:`MoodleTestSite`.
+``moodle_config(dbname, user, password)`` (the ``$CFG->db*`` values); :class:`MoodleTestSite` works
+with either.
 
 Command line (handy when developing modules by hand)::
 
@@ -103,6 +106,20 @@ def private_tmpdir(prefix: str) -> Path:
     path = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
     path.chmod(0o755)
     return path
+
+
+def moodle_db_config(dbtype: str, dbname: str, user: str, password: str, **dboptions) -> dict:
+    """The ``$CFG->db*`` values of a site on a private server reached through its socket."""
+    return {
+        "dbtype": dbtype,
+        "dblibrary": "native",
+        "dbhost": "localhost",
+        "dbname": dbname,
+        "dbuser": user,
+        "dbpass": password,
+        "prefix": "mdl_",
+        "dboptions": {"dbpersist": 0, **dboptions},
+    }
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -211,16 +228,139 @@ class PgCluster:
         self.psql(f'CREATE DATABASE "{name}" OWNER "{user}" ENCODING \'UTF8\' TEMPLATE template0')
 
     def moodle_config(self, dbname: str, user: str, password: str) -> dict:
-        return {
-            "dbtype": "pgsql",
-            "dblibrary": "native",
-            "dbhost": "localhost",
-            "dbname": dbname,
-            "dbuser": user,
-            "dbpass": password,
-            "prefix": "mdl_",
-            "dboptions": {"dbpersist": 0, "dbport": self.port, "dbsocket": str(self.socket_dir)},
-        }
+        return moodle_db_config(
+            "pgsql", dbname, user, password, dbport=self.port, dbsocket=str(self.socket_dir)
+        )
+
+
+# ---------------------------------------------------------------------------------------------------------
+# MariaDB
+
+MARIADB_OS_USER = "mysql"
+
+
+def missing_mariadb() -> list[str]:
+    """What this machine lacks to run a private MariaDB server for Moodle (empty when all is there)."""
+    missing = []
+    for tool in ("mariadbd", "mariadb-install-db", "mariadb"):
+        if shutil.which(tool, path=os.environ.get("PATH", "") + ":/usr/sbin:/usr/bin") is None:
+            missing.append(f"{tool} (apt-get install mariadb-server mariadb-client)")
+    try:
+        pwd.getpwnam(MARIADB_OS_USER)
+    except KeyError:
+        missing.append(f"the '{MARIADB_OS_USER}' OS user (apt-get install mariadb-server)")
+    mods = subprocess.run(["php", "-m"], capture_output=True, text=True, check=False).stdout.lower().split()
+    if "mysqli" not in mods:
+        missing.append("php extension mysqli (apt-get install php8.2-mysql)")
+    return missing
+
+
+@dataclass
+class MariaDbServer:
+    """A private MariaDB server: data, socket, pid and log under ``base``; TCP on 127.0.0.1:``port``.
+
+    The OS user root reaches it as ``root`` over the socket (unix_socket authentication).
+    """
+
+    base: Path
+    port: int = 0
+    os_user: str = MARIADB_OS_USER
+    dbtype: str = "mariadb"
+    process: subprocess.Popen | None = field(default=None, repr=False)
+
+    @property
+    def datadir(self) -> Path:
+        return self.base / "data"
+
+    @property
+    def socket(self) -> Path:
+        return self.base / "run" / "mysqld.sock"
+
+    def start(self, timeout: float = 60) -> MariaDbServer:
+        self.base.mkdir(parents=True, exist_ok=True)
+        user = pwd.getpwnam(self.os_user)
+        os.chown(self.base, user.pw_uid, user.pw_gid)
+        self.base.chmod(0o755)
+        (self.base / "run").mkdir(exist_ok=True)
+        os.chown(self.base / "run", user.pw_uid, user.pw_gid)
+        (self.base / "run").chmod(0o755)
+        if not self.port:
+            self.port = free_port()
+        if not (self.datadir / "mysql").exists():
+            run(
+                [
+                    "mariadb-install-db",
+                    "--no-defaults",
+                    f"--datadir={self.datadir}",
+                    f"--user={self.os_user}",
+                    "--skip-test-db",
+                    "--auth-root-authentication-method=socket",
+                ]
+            )
+        self.process = subprocess.Popen(
+            [
+                "mariadbd",
+                "--no-defaults",
+                f"--user={self.os_user}",
+                f"--datadir={self.datadir}",
+                f"--socket={self.socket}",
+                f"--pid-file={self.base / 'run' / 'mysqld.pid'}",
+                f"--log-error={self.base / 'mariadb.log'}",
+                "--bind-address=127.0.0.1",
+                f"--port={self.port}",
+                "--character-set-server=utf8mb4",
+                "--collation-server=utf8mb4_unicode_ci",
+                "--innodb-flush-log-at-trx-commit=0",  # test data only: speed over durability
+                "--innodb-doublewrite=0",
+                "--innodb-buffer-pool-size=256M",
+                "--skip-log-bin",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                log = (self.base / "mariadb.log").read_text(errors="replace")[-3000:]
+                raise RuntimeError(f"mariadbd exited with {self.process.returncode}:\n{log}")
+            if self.socket.exists() and self.mysql("SELECT 1", check=False) == "1":
+                return self
+            time.sleep(0.3)
+        raise RuntimeError(f"mariadbd did not answer on {self.socket} within {timeout} s")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def mysql(self, sql: str, db: str | None = None, check: bool = True) -> str:
+        """Run SQL as root over the socket; the result rows tab-separated, without column names."""
+        cmd = ["mariadb", "--no-defaults", f"--socket={self.socket}", "-u", "root", "-N", "-B", "-e", sql]
+        if db:
+            cmd.append(db)
+        proc = run(cmd, check=check)
+        return proc.stdout.strip()
+
+    def create_database(self, name: str, user: str, password: str) -> None:
+        self.mysql(f"CREATE DATABASE `{name}` DEFAULT CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
+        for host in ("localhost", "127.0.0.1"):
+            self.mysql(f"CREATE USER IF NOT EXISTS '{user}'@'{host}' IDENTIFIED BY '{password}'")
+            self.mysql(f"GRANT ALL PRIVILEGES ON `{name}`.* TO '{user}'@'{host}'")
+
+    def moodle_config(self, dbname: str, user: str, password: str) -> dict:
+        return moodle_db_config(
+            "mariadb",
+            dbname,
+            user,
+            password,
+            dbport=self.port,
+            dbsocket=str(self.socket),
+            dbcollation="utf8mb4_unicode_ci",
+        )
 
 
 # ---------------------------------------------------------------------------------------------------------

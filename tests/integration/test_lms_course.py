@@ -4,6 +4,8 @@ restore into a new and an existing course (QA -> Live promotion), delete; check 
 from __future__ import annotations
 
 import json
+import re
+import tarfile
 
 import pytest
 
@@ -70,6 +72,17 @@ def test_from_template(lms, moodle_site):
     assert lms("lms_course", shortname="TIC-COPY", fullname="Copy", template="TIC101")["changed"] is False
 
 
+def backup_setting(mbz, name: str) -> str:
+    """A root setting of a course backup, from its moodle_backup.xml."""
+    with tarfile.open(mbz) as tar:
+        xml = tar.extractfile("moodle_backup.xml").read().decode()
+    match = re.search(
+        rf"<setting>\s*<level>root</level>\s*<name>{name}</name>\s*<value>(.*?)</value>", xml, re.DOTALL
+    )
+    assert match, f"no root setting {name} in {mbz}"
+    return match.group(1)
+
+
 def test_backup_and_restore_promotion(lms, moodle_site, backups):
     dest = backups / "TIC101.mbz"
     if dest.exists():
@@ -81,6 +94,11 @@ def test_backup_and_restore_promotion(lms, moodle_site, backups):
     assert dest.stat().st_size > 0 and len(saved["sha256"]) == 64
     kept = lms("lms_course", shortname="TIC101", state="backup", backup_file=str(dest))
     assert kept["changed"] is False and kept["sha256"] == saved["sha256"]
+    assert backup_setting(dest, "users") == "0"  # no user data unless asked
+
+    with_users = backups / "TIC101-users.mbz"
+    lms("lms_course", shortname="TIC101", state="backup", backup_file=str(with_users), include_users=True)
+    assert backup_setting(with_users, "users") == "1"
 
     # Restore into a new course ("Live" gets the course for the first time).
     lms("lms_course", shortname="TIC-LIVE", state="absent")

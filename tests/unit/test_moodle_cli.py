@@ -429,3 +429,29 @@ def test_checks_maps_nagios_codes(site_root):
         site.checks("security")
     with pytest.raises(mc.MoodleError, match=r"checks.php failed \(rc=5\): boom"):
         site.checks()
+
+
+def test_private_args_go_on_stdin_not_argv(site_root):
+    runner = FakeRunner((0, "", ""))
+    site = mc.MoodleSite(str(site_root), web_user=WEB, euid=WEB_UID, runner=runner)
+    site.cli("upgrade.php", "--adminpass=s3cret!", private_args=True)
+    call = runner.calls[0]
+    assert "s3cret!" not in " ".join(call["cmd"])
+    assert json.loads(call["stdin"]) == {
+        "script": f"{site_root}/admin/cli/upgrade.php",
+        "args": ["--adminpass=s3cret!"],
+    }
+
+
+@pytest.mark.skipif(shutil.which("php") is None, reason="needs the php CLI")
+def test_argv_wrapper_gives_the_script_its_arguments(tmp_path):
+    script = tmp_path / "show.php"
+    script.write_text("<?php echo json_encode([$argv, $_SERVER['argv'], $argc, $_SERVER['argc'], __DIR__]);")
+    wrapper = tmp_path / "wrapper.php"
+    wrapper.write_text(mc.ARGV_FROM_STDIN_PHP)
+    args = ['--adminpass=it\'s "quoted" $secret', "--x"]
+    result = mc.run_command(["php", str(wrapper)], stdin=json.dumps({"script": str(script), "args": args}))
+    argv, server_argv, argc, server_argc, folder = json.loads(result.stdout)
+    assert argv == server_argv == [str(script), *args] and argc == server_argc == 3
+    assert folder == str(tmp_path)
+    assert mc.run_command(["php", str(wrapper)], stdin="nonsense").rc == 2

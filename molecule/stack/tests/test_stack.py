@@ -312,6 +312,19 @@ def test_cron_timer(host):
         assert f"User={site['name']}" in svc
         assert "cron.php --keep-alive=0" in svc
         assert host.run(f"logrotate -d /etc/logrotate.d/lms-{site['name']}").rc == 0
+    # In maintenance a run is skipped, not failed (cron.php would exit 1): no failed unit after a change.
+    for site in sites_of(host)[:1]:
+        name = site["name"]
+        flag = f"/var/lib/lms/{name}/climaintenance.html"
+        if host.file(flag).exists:
+            continue
+        try:
+            host.check_output(f"touch {flag}")
+            assert host.run(f"systemctl start lms-cron-{name}.service").rc == 0
+            shown = host.check_output(f"systemctl show -p ConditionResult -p Result lms-cron-{name}.service")
+            assert "ConditionResult=no" in shown and "Result=success" in shown, shown
+        finally:
+            host.run(f"rm -f {flag}")
 
 
 # --- web server -------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""Testinfra checks of the base role on dev1, qa1 and live1 (native podman:// backend)."""
+"""Testinfra checks of the base role on dev1, qa1 and live1 (native podman:// backend); the stack
+scenario converges the base role with everything else, so these run on its hosts."""
 
 import os
 

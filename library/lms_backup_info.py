@@ -1,0 +1,97 @@
+#!/usr/bin/python
+# Copyright: three-instance contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: lms_backup_info
+short_description: List a site's backups in S3 and check one
+description:
+  - Lists the backups of a site (those with a manifest), oldest first.
+  - With I(verify), reads the manifest of I(backup_id) (default the latest), checks its own
+    checksum and that every object it names exists with the right size; small filedir files are
+    found through the indexes of the packs the manifest names (no content is downloaded).
+version_added: "1.0.0"
+author: three-instance contributors
+extends_documentation_fragment:
+  - lms_backup_store
+options:
+  verify:
+    description: Check the manifest and its objects.
+    type: bool
+    default: false
+  backup_id:
+    description: The backup to check; the latest when unset.
+    type: str
+notes:
+  - Read-only; supports check mode.
+"""
+
+EXAMPLES = r"""
+- name: Is the latest backup of acme's Live complete?
+  lms_backup_info:
+    site: acme-live
+    customer: acme
+    bucket: acme-backups
+    verify: true
+  register: backups
+  failed_when: not backups.complete
+"""
+
+RETURN = r"""
+backups:
+  description: Ids of the site's backups, oldest first.
+  returned: always
+  type: list
+  elements: str
+latest:
+  description: The newest backup's id (null when there is none).
+  returned: always
+  type: str
+checked:
+  description: The backup checked.
+  returned: verify
+  type: str
+complete:
+  description: Whether every object of the checked backup exists with the right size.
+  returned: verify
+  type: bool
+problems:
+  description: What is missing or wrong.
+  returned: verify
+  type: list
+  elements: str
+manifest:
+  description: The checked manifest without its filedir list.
+  returned: verify
+  type: dict
+"""
+
+from ansible.module_utils.backup import BackupError, info
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.s3_store import HAS_BOTO3, S3_ARGS, StoreError
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec={
+            **S3_ARGS,
+            "site": {"type": "str", "required": True},
+            "customer": {"type": "str", "required": True},
+            "verify": {"type": "bool", "default": False},
+            "backup_id": {"type": "str"},
+        },
+        supports_check_mode=True,
+    )
+    if not HAS_BOTO3:
+        module.fail_json(msg=missing_required_lib("boto3"))
+    try:
+        module.exit_json(**info(module.params))
+    except (BackupError, StoreError) as exc:
+        module.fail_json(msg=str(exc))
+
+
+if __name__ == "__main__":
+    main()

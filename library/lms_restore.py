@@ -1,0 +1,132 @@
+#!/usr/bin/python
+# Copyright: three-instance contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: lms_restore
+short_description: Restore a site backup from S3 into a site of the same customer
+description:
+  - Restores a backup made by M(lms_backup) - the latest of I(source_site), or I(backup_id) - into
+    the site whose code root is I(path) (the same site, or another site of the same customer, for
+    example Live into QA).
+  - Refuses a backup that is incomplete or corrupt before the target is touched. The manifest's own
+    checksum is checked; every object is checked by listing (present, right size), then downloaded
+    into a staging folder beside the target's dataroot and its sha256 (dump, tar, config) or SHA-1
+    (filedir) checked. Filedir files the target already has are hard-linked, not downloaded.
+  - Only then is the target changed. The database tables are replaced (PostgreSQL in one
+    transaction), the staged dataroot is swapped in, owned by I(web_user); the target keeps its own
+    C(config.php) (its database, wwwroot and tier settings).
+  - Rewrites what differs between tiers. The source's wwwroot becomes the target's in the
+    database content, with Moodle's C(admin/tool/replace/cli/replace.php). I(settings) are applied
+    with C(cfg.php), and caches are purged.
+  - Refuses a backup of a newer Moodle than the target's code, or with another database type or
+    table prefix.
+  - Records C(<source_site>/<backup_id>) in the target (C(three_instance/restored_backup)), so the
+    same backup is not restored twice unless I(force).
+version_added: "1.0.0"
+author: three-instance contributors
+extends_documentation_fragment:
+  - lms_site
+  - lms_backup_store
+  - lms_db_clients
+options:
+  site:
+    description:
+      - The target site's name (the backup's site too when I(source_site) is unset).
+  source_site:
+    description: The site whose backup is restored, for example C(acme-live); default I(site).
+    type: str
+  backup_id:
+    description: The backup to restore; the latest complete backup of I(source_site) when unset.
+    type: str
+  force:
+    description: Restore even when this backup is the one restored last into the target.
+    type: bool
+    default: false
+  settings:
+    description:
+      - Settings applied after the restore, C(name) or C(component/name) to a value (null unsets), for
+        the target tier's policy (for example C(noemailever), C(theme_boost/brandcolor)).
+    type: dict
+    default: {}
+notes:
+  - Check mode checks the manifest and lists the objects (the backup is complete), without downloading.
+  - The staging folder C(<dataroot>.restoring) needs room for the dump, the dataroot tar and the
+    filedir objects the target lacks.
+seealso:
+  - module: lms_backup
+"""
+
+EXAMPLES = r"""
+- name: Refill acme's QA from the latest backup of acme's Live
+  lms_restore:
+    path: /srv/lms/acme-qa/current
+    web_user: acme-qa
+    site: acme-qa
+    source_site: acme-live
+    customer: acme
+    bucket: acme-backups
+    settings:
+      noemailever: 1
+"""
+
+RETURN = r"""
+backup_id:
+  description: The backup restored (or that would be).
+  returned: always
+  type: str
+source_site:
+  description: The site the backup was taken of.
+  returned: always
+  type: str
+release_id:
+  description: The release the source ran when the backup was taken; deploy it on the target if it differs.
+  returned: always
+  type: str
+moodle_version:
+  description: The Moodle version of the backup's database.
+  returned: always
+  type: str
+wwwroot_from:
+  description: The source's wwwroot (replaced in the database content).
+  returned: always
+  type: str
+wwwroot_to:
+  description: The target's wwwroot.
+  returned: always
+  type: str
+filedir:
+  description: Filedir objects hard-linked from the target and downloaded (count and bytes).
+  returned: changed
+  type: dict
+seconds:
+  description: Wall time.
+  returned: changed
+  type: float
+"""
+
+from ansible.module_utils.backup import RESTORE_ARGS, SITE_ARGS, BackupError, restore
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.moodle_cli import COMMON_ARGS, MoodleError
+from ansible.module_utils.s3_store import HAS_BOTO3, S3_ARGS, StoreError
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec={**COMMON_ARGS, **S3_ARGS, **SITE_ARGS, **RESTORE_ARGS},
+        required_if=[("encryption", "aws:kms", ["kms_key_id"])],
+        supports_check_mode=True,
+    )
+    if not HAS_BOTO3:
+        module.fail_json(msg=missing_required_lib("boto3"))
+    try:
+        module.exit_json(**restore(module.params, module.check_mode))
+    except (BackupError, StoreError, MoodleError) as exc:
+        module.fail_json(msg=str(exc))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,364 @@
+"""The release cycle on the converged estate (after side_effect.yml; docs/releases.md).
+
+side_effect.yml built three releases into the local S3 API and moved each dev -> qa -> live. These
+tests check where they run and what the deploys recorded, then drive the playbooks themselves:
+every refusal leaves every host exactly as it was (deployment records and `current`), a rollback
+restores the database snapshot, and a release whose upgrade fails on Live leaves Live on the
+previous release with its database intact and maintenance off. They end with the estate as the
+cycle left it (every acme site on release 3), so they can run again.
+"""
+
+# ruff: noqa: S608 - SQL in these checks is built from constants, not from input
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import boto3
+import pytest
+import testinfra
+import yaml
+
+REPO = Path(os.environ.get("MOLECULE_PROJECT_DIRECTORY", Path(__file__).resolve().parents[3]))
+INVENTORY = os.environ.get("STACK_INVENTORY", str(REPO / "inventories" / "local"))
+BUCKET = "molecule-releases"
+R1, R2, R3, FAIL = "moodle-5.1-r1", "moodle-5.1-r2", "moodle-5.1-r3", "moodle-5.1-fail"
+SITES = {"acme-dev": "dev1", "acme-qa": "qa1", "acme-live": "live1", "globex-dev": "dev1", "globex-qa": "qa1"}
+TIDEMO = "2026010100"  # release 3 changes only local_tidemo's $plugin->release string
+
+
+def _host(name: str):
+    return testinfra.get_host(f"podman://{name}")
+
+
+def record(site: str) -> dict | None:
+    f = _host(SITES[site]).file(f"/srv/lms/{site}/deployment.json")
+    return json.loads(f.content_string) if f.exists else None
+
+
+def history(site: str) -> list[dict]:
+    f = _host(SITES[site]).file(f"/srv/lms/{site}/deployments.jsonl")
+    return [json.loads(line) for line in f.content_string.splitlines()] if f.exists else []
+
+
+def state() -> dict:
+    """What must not change when a job is refused: every site's records and `current`."""
+    out = {}
+    for site, host in SITES.items():
+        h = _host(host)
+        base = f"/srv/lms/{site}"
+        out[site] = {
+            "current": h.check_output(f"readlink {base}/current || true"),
+            "record": h.run(f"cat {base}/deployment.json").stdout,
+            "history": h.run(f"cat {base}/deployments.jsonl").stdout,
+        }
+    out["backups"] = backup_manifests()
+    return out
+
+
+if record("acme-live") is None:
+    pytest.skip(
+        "no release cycle ran (side_effect.yml needs a Moodle tree: MOODLE_SRC or "
+        "/var/cache/three-instance/moodle*)",
+        allow_module_level=True,
+    )
+
+ENDPOINT = json.loads((REPO / ".cache" / "s3" / "endpoint.json").read_text())
+STORE = {
+    "type": "s3",
+    "bucket": BUCKET,
+    "prefix": "releases/",
+    "endpoint_url": ENDPOINT["endpoint_url"],
+    "region": ENDPOINT["region"],
+    "access_key": ENDPOINT["access_key"],
+    "secret_key": ENDPOINT["secret_key"],
+}
+# Live is backed up here before each change (side_effect.yml and every run below).
+BACKUP_BUCKET = "molecule-backups"
+BACKUP_STORE = {
+    "bucket": BACKUP_BUCKET,
+    "prefix": "lms-backups",
+    "endpoint_url": ENDPOINT["container_endpoint_url"],
+    "region": ENDPOINT["region"],
+    "access_key": ENDPOINT["access_key"],
+    "secret_key": ENDPOINT["secret_key"],
+}
+S3 = boto3.client(
+    "s3",
+    endpoint_url=ENDPOINT["endpoint_url"],
+    region_name=ENDPOINT["region"],
+    aws_access_key_id=ENDPOINT["access_key"],
+    aws_secret_access_key=ENDPOINT["secret_key"],
+)
+LIVE_MANIFESTS = "lms-backups/acme/sites/acme-live/manifests/"
+
+
+def backup_manifests() -> list[str]:
+    listing = S3.list_objects_v2(Bucket=BACKUP_BUCKET, Prefix=LIVE_MANIFESTS)
+    return sorted(obj["Key"] for obj in listing.get("Contents", []))
+
+
+MOODLE_SRC = os.environ.get("MOODLE_SRC") or str(sorted(Path("/var/cache/three-instance").glob("moodle*"))[0])
+
+
+def run(playbook: str, tmp_path: Path, inventory: str = INVENTORY, **extra) -> subprocess.CompletedProcess:
+    """ansible-playbook on the estate with the cycle's store and a fresh controller cache."""
+    env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_FORCE_COLOR="0", NO_COLOR="1")
+    extra = {
+        "release_store": STORE,
+        "backup_store": BACKUP_STORE,
+        "release_cache_dir": str(tmp_path / "cache"),
+        **extra,
+    }
+    return subprocess.run(
+        [
+            str(REPO / ".venv" / "bin" / "ansible-playbook"),
+            "-i",
+            inventory,
+            f"playbooks/{playbook}",
+            "-e",
+            json.dumps(extra),
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def psql(site: str, sql: str) -> str:
+    db = site.replace("-", "_")
+    return _host(SITES[site]).check_output(f'runuser -u postgres -- psql -At -d {db} -c "{sql}"')
+
+
+def plugin_version(site: str, component: str) -> str:
+    return psql(site, f"SELECT value FROM mdl_config_plugins WHERE plugin='{component}' AND name='version'")
+
+
+def login_status(site: str) -> int:
+    h = _host(SITES[site])
+    return int(
+        h.check_output(
+            f"curl -s -o /dev/null -w '%{{http_code}}' --max-time 60 --resolve {site}.local:80:127.0.0.1 "
+            f"http://{site}.local/login/index.php"
+        )
+    )
+
+
+def in_maintenance(site: str) -> bool:
+    return _host(SITES[site]).file(f"/var/lib/lms/{site}/climaintenance.html").exists
+
+
+# ----- what the cycle left --------------------------------------------------------------------------
+
+
+def test_every_acme_tier_runs_the_same_verified_release():
+    records = {site: record(site) for site in ("acme-dev", "acme-qa", "acme-live")}
+    assert {r["release"] for r in records.values()} == {R3}
+    assert len({r["sha256"] for r in records.values()}) == 1
+    for site, r in records.items():
+        assert r["verified"] and all(r["checks"].values()), (site, r["checks"])
+        assert r["site"] == site and r["flavour"] == "moodle"
+        assert (
+            _host(SITES[site]).file(f"/srv/lms/{site}/current").linked_to == f"/srv/lms/{site}/releases/{R3}"
+        )
+        assert plugin_version(site, "local_tidemo") == TIDEMO
+        assert login_status(site) == 200 and not in_maintenance(site)
+    # Globex was never released to: its converge-deployed code has no record.
+    assert record("globex-dev") is None and record("globex-qa") is None
+
+
+def test_live_maintenance_only_when_the_schema_changes():
+    deployed = {e["release"]: e for e in history("acme-live") if e.get("outcome") == "deployed"}
+    # Release 2 installs a plugin: upgrade in maintenance, after a snapshot; release 3 only changes
+    # the plugin's release string and release 1 has the converge's core: no upgrade, no maintenance.
+    assert deployed[R2]["upgraded"] and deployed[R2]["maintenance_seconds"] > 0
+    assert not deployed[R3]["upgraded"] and deployed[R3]["maintenance_seconds"] == 0
+    assert not deployed[R1]["upgraded"] and deployed[R1]["maintenance_seconds"] == 0
+    assert deployed[R3]["previous_release"] == R2
+    for entry in deployed.values():
+        assert entry["snapshot"], "Live gets a snapshot before every change"
+        assert entry["override_window_reason"] is None
+    live = _host("live1")
+    snap = deployed[R3]["snapshot"]
+    dump = live.file(f"{snap}/db.pgc")
+    assert dump.exists and dump.mode == 0o600 and dump.user == "root"
+    assert live.file(f"{snap}/dataroot/filedir").is_directory
+    assert not live.file(f"{snap}/dataroot/cache").exists
+    assert live.file("/srv/lms/acme-live/deployment.json").mode == 0o644
+
+
+def test_live_backed_up_to_s3_before_each_change():
+    """DESIGN rule 3: each promotion to Live first took a backup to S3, checked in the bucket. Its
+    manifest holds the release Live ran before the change, so it was taken before the switch."""
+    first = {}
+    for entry in history("acme-live"):
+        if entry.get("outcome") == "deployed":
+            first.setdefault(entry["release"], entry)
+    manifests = backup_manifests()
+    for release in (R1, R2, R3):
+        entry = first[release]
+        assert entry["backup"], f"no backup recorded before {release} went to Live: {entry}"
+        key = f"{LIVE_MANIFESTS}{entry['backup']}.json"
+        assert key in manifests
+        manifest = json.loads(S3.get_object(Bucket=BACKUP_BUCKET, Key=key)["Body"].read())
+        assert manifest["release_id"] == entry["previous_release"], (release, manifest["release_id"])
+    # Dev and QA are not backed up by a deploy.
+    assert all(e.get("backup") is None for site in ("acme-dev", "acme-qa") for e in history(site))
+
+
+# ----- refusals: nothing changes ----------------------------------------------------------------------
+
+
+def closed_window_inventory(tmp_path: Path) -> str:
+    """The local estate with acme's Live window closed for the test's moment."""
+    estate = yaml.safe_load((Path(INVENTORY) / "estate.yml").read_text())
+    estate["customers"]["acme"]["tiers"]["live"]["maintenance_windows"] = ["sun 02:00-04:00 Europe/London"]
+    path = tmp_path / "estate.yml"
+    path.write_text(yaml.safe_dump(estate))
+    return str(path)
+
+
+REFUSALS = {
+    "skip a tier": (
+        "promote.yml",
+        {"customer": "acme", "to": "live", "from_tier": "dev"},
+        "no tier may be skipped",
+    ),
+    "dev as target": ("promote.yml", {"customer": "acme", "to": "dev"}, "dev is never a promotion target"),
+    "unknown customer": ("promote.yml", {"customer": "initech", "to": "qa"}, "unknown customer initech"),
+    "unknown tier": ("promote.yml", {"customer": "acme", "to": "staging"}, "unknown tier"),
+    "source never deployed": (
+        "promote.yml",
+        {"customer": "globex", "to": "qa"},
+        "has no single verified deployment",
+    ),
+    "qa directly": ("deploy.yml", {"site": "acme-qa", "release": R1}, "use playbooks/promote.yml"),
+    "unknown release": (
+        "deploy.yml",
+        {"site": "acme-dev", "release": "moodle-5.1-nope"},
+        "is not in the release store",
+    ),
+    "unknown site": ("deploy.yml", {"site": "acme-staging", "release": R1}, "unknown site acme-staging"),
+}
+
+
+@pytest.mark.parametrize("case", list(REFUSALS))
+def test_refusal_changes_nothing(case, tmp_path):
+    playbook, extra, message = REFUSALS[case]
+    before = state()
+    out = run(playbook, tmp_path, **extra)
+    assert out.returncode != 0, out.stdout[-2000:]
+    assert message in out.stdout, out.stdout[-3000:]
+    assert state() == before
+
+
+def test_outside_the_window_is_refused(tmp_path):
+    before = state()
+    out = run(
+        "promote.yml",
+        tmp_path,
+        inventory=closed_window_inventory(tmp_path),
+        customer="acme",
+        to="live",
+        release_at="2026-11-23T12:00:00Z",  # a Monday noon
+    )
+    assert out.returncode != 0 and "window" in out.stdout, out.stdout[-3000:]
+    assert state() == before
+
+
+def test_unverified_source_is_refused(tmp_path):
+    qa = _host("qa1")
+    path = "/srv/lms/acme-qa/deployment.json"
+    original = qa.file(path).content_string
+    unverified = dict(json.loads(original), verified=False)
+    qa.run(f"cp -a {path} {path}.test-orig")
+    qa.run(f"printf '%s\\n' '{json.dumps(unverified)}' > {path}")
+    try:
+        before = state()
+        out = run("promote.yml", tmp_path, customer="acme", to="live")
+        assert out.returncode != 0 and "has no single verified deployment" in out.stdout, out.stdout[-3000:]
+        assert state() == before
+    finally:
+        qa.run(f"mv {path}.test-orig {path}")
+    assert qa.file(path).content_string == original
+
+
+def test_bad_checksum_is_refused(tmp_path):
+    key = f"releases/{R3}.tar.gz"
+    original = S3.get_object(Bucket=BUCKET, Key=key)["Body"].read()
+    S3.put_object(Bucket=BUCKET, Key=key, Body=original[:-1] + bytes([original[-1] ^ 1]))
+    try:
+        before = state()
+        out = run("promote.yml", tmp_path, customer="acme", to="live")
+        assert out.returncode != 0 and "bad checksum" in out.stdout, out.stdout[-3000:]
+        assert state() == before
+    finally:
+        S3.put_object(Bucket=BUCKET, Key=key, Body=original)
+
+
+# ----- rollback, then promote again ---------------------------------------------------------------------
+
+
+def test_rollback_switches_back_then_promote_again(tmp_path):
+    out = run("rollback.yml", tmp_path, site="acme-live")
+    assert out.returncode == 0, out.stdout[-4000:]
+    back = record("acme-live")
+    assert back["release"] == R2 and back["outcome"] == "rolled-back" and back["previous_release"] == R3
+    assert back["verified"], back["checks"]
+    # Release 3 changed no schema: the rollback is a switch, with no maintenance and no restore.
+    assert back["maintenance_seconds"] == 0 and back["snapshot"] is None
+    assert login_status("acme-live") == 200 and not in_maintenance("acme-live")
+
+    out = run("promote.yml", tmp_path, customer="acme", to="live")
+    assert out.returncode == 0, out.stdout[-4000:]
+    assert record("acme-live")["release"] == R3
+
+
+# ----- fault injection -------------------------------------------------------------------------------
+
+
+def test_failed_upgrade_on_live_puts_live_back(tmp_path):
+    built = run(
+        "build_release.yml",
+        tmp_path,
+        manifest=str(REPO / "releases" / f"{FAIL}.yml"),
+        release_manifest_vars={"MOODLE_SRC": MOODLE_SRC},
+    )
+    assert built.returncode == 0, built.stdout[-3000:]
+    for playbook, extra in (
+        ("deploy.yml", {"site": "acme-dev", "release": FAIL}),
+        ("promote.yml", {"customer": "acme", "to": "qa"}),
+    ):
+        out = run(playbook, tmp_path, **extra)
+        assert out.returncode == 0, out.stdout[-4000:]
+    live_before = state()["acme-live"]
+    tables_before = psql("acme-live", "SELECT count(*) FROM pg_tables WHERE schemaname='public'")
+
+    out = run("promote.yml", tmp_path, customer="acme", to="live")
+    assert out.returncode != 0
+    assert (
+        f"deploying release {FAIL} FAILED" in out.stdout
+        and "restored from the pre-change snapshot" in out.stdout
+    )
+
+    after = state()["acme-live"]
+    assert after["current"] == live_before["current"] and after["record"] == live_before["record"]
+    failed = history("acme-live")[-1]
+    assert failed["outcome"] == "failed" and failed["release"] == FAIL and not failed["verified"]
+    assert "injected upgrade failure" in failed["error"] or failed["error"]
+    assert psql("acme-live", "SELECT count(*) FROM mdl_config_plugins WHERE plugin='local_tifail'") == "0"
+    assert psql("acme-live", "SELECT count(*) FROM pg_tables WHERE schemaname='public'") == tables_before
+    assert plugin_version("acme-live", "local_tidemo") == TIDEMO
+    assert not in_maintenance("acme-live") and login_status("acme-live") == 200
+
+    # Dev and QA go back to release 3 with the database snapshot from before the fail release.
+    for site in ("acme-dev", "acme-qa"):
+        out = run("rollback.yml", tmp_path, site=site)
+        assert out.returncode == 0, out.stdout[-4000:]
+        assert record(site)["release"] == R3
+        assert psql(site, "SELECT count(*) FROM mdl_config_plugins WHERE plugin='local_tifail'") == "0"

@@ -1,0 +1,139 @@
+"""The backup playbooks end to end on this machine: an estate whose acme-live and acme-qa sites are
+the real Moodle test sites (localhost, local connection), the moto S3 server as the store.
+
+backup.yml (-e customer) -> restore.yml (Live's backup into QA) -> verify_backup.yml; bad input is
+refused by the first play with a message naming it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import moodle_site as ms
+import pytest
+import yaml
+from test_backup import CUSTOMER, bucket, make_target  # noqa: F401 - bucket is a fixture
+
+REPO = Path(__file__).resolve().parents[2]
+PLAYBOOK = Path(sys.executable).with_name("ansible-playbook")
+TIERS = ("dev", "qa", "live")
+
+
+@pytest.fixture(scope="module")
+def estate(moodle_site, moodle_src, bucket):  # noqa: F811 - the fixture imported above
+    """An estate file, the /srv/lms-like code folder (links to the test sites) and the extra vars."""
+    base = ms.private_tmpdir("ti-pb-")
+    qa = make_target(moodle_site, moodle_src, "qa")
+    code = base / "srv"
+    for name, site in (("acme-live", moodle_site), ("acme-qa", qa)):
+        (code / name).mkdir(parents=True)
+        (code / name / "current").symlink_to(site.code)
+    host = {
+        "ansible_connection": "local",
+        "ansible_python_interpreter": sys.executable,
+        "ansible_become_method": "su",
+    }
+    site_vars = {"site_user": moodle_site.web_user}
+    (base / "estate.yml").write_text(
+        yaml.safe_dump(
+            {
+                "plugin": "three_instance",
+                "name": "backup-test",
+                "hosts": {"live0": host, "qa0": host},  # both this machine: a Live host serves Live only
+                "tiers": {
+                    tier: {"wwwroot": f"http://{{customer}}-{tier}.local"} for tier in ("dev", "qa", "live")
+                },
+                "customers": {
+                    CUSTOMER: {
+                        "flavour": "moodle",
+                        "tiers": {
+                            "dev": {"hosts": {}},
+                            "qa": {"hosts": {"qa0": ["web", "db"]}, "vars": site_vars},
+                            "live": {
+                                "hosts": {"live0": ["web", "db"]},
+                                "vars": site_vars,
+                                "maintenance_windows": ["* 00:00-24:00 UTC"],
+                            },
+                        },
+                    }
+                },
+            }
+        )
+    )
+    info = bucket["endpoint"]
+    extra = {
+        "backup_code_dir": str(code),
+        "backup_php": "php",
+        "backup_verify_scratch_dir": str(base / "verify"),
+        "backup_store": {
+            "bucket": bucket["name"],
+            "prefix": "pb-backups",
+            "endpoint_url": info["endpoint_url"],
+            "region": info["region"],
+            "access_key": info["access_key"],
+            "secret_key": info["secret_key"],
+        },
+    }
+    (base / "extra.json").write_text(json.dumps(extra))
+    yield {"base": base, "qa": qa, "live": moodle_site}
+    shutil.rmtree(qa.base, ignore_errors=True)
+    shutil.rmtree(base, ignore_errors=True)
+
+
+def playbook(estate, name: str, *args: str) -> subprocess.CompletedProcess:
+    env = dict(
+        os.environ,
+        ANSIBLE_CONFIG=str(REPO / "ansible.cfg"),
+        ANSIBLE_CACHE_PLUGIN="memory",
+        ANSIBLE_INVENTORY_CACHE="false",
+        ANSIBLE_NOCOLOR="1",
+        PHP_INI_SCAN_DIR=estate["live"].env()["PHP_INI_SCAN_DIR"],
+    )
+    cmd = [str(PLAYBOOK), "-i", str(estate["base"] / "estate.yml"), f"playbooks/{name}"]
+    cmd += ["-e", f"@{estate['base'] / 'extra.json'}", *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, env=env, timeout=900, check=False)
+    proc.tail = (proc.stdout + proc.stderr)[-3000:]
+    return proc
+
+
+def test_backup_restore_verify_playbooks(estate):
+    backup = playbook(estate, "backup.yml", "-e", f"customer={CUSTOMER}", "-e", "backup_prune=true")
+    assert backup.returncode == 0, backup.tail
+    assert "acme-live: backup " in backup.stdout
+
+    restore = playbook(estate, "restore.yml", "-e", "site=acme-qa", "-e", "source_site=acme-live")
+    assert restore.returncode == 0, restore.tail
+    assert "acme-qa: restored acme-live/" in restore.stdout
+    again = playbook(estate, "restore.yml", "-e", "site=acme-qa", "-e", "source_site=acme-live")
+    assert again.returncode == 0 and "changed=0" in again.stdout, again.tail
+
+    verify = playbook(estate, "verify_backup.yml", "-e", f"customer={CUSTOMER}")
+    assert verify.returncode == 0, verify.tail
+    assert "restores (Moodle 20" in verify.stdout
+
+
+@pytest.mark.parametrize(
+    ("name", "args", "message"),
+    [
+        ("backup.yml", ["-e", "customer=nobody"], "site nobody-live is unknown or has no web host"),
+        ("backup.yml", ["-e", "customer=acme", "-e", "site=acme-qa"], "not both"),
+        ("backup.yml", ["-e", "site=acme-dev"], "site acme-dev is unknown or has no web host"),
+        (
+            "restore.yml",
+            ["-e", "site=acme-qa", "-e", "source_site=globex-live"],
+            "must be a site of customer acme",
+        ),
+        ("verify_backup.yml", ["-e", "customer=acme", "-e", "backup_id=../x"], "is not a backup id"),
+        ("backup.yml", ["-e", "customer=acme", "-e", '{"backup_store": {}}'], "set backup_store"),
+    ],
+)
+def test_bad_input_is_refused_before_anything_runs(estate, name, args, message):
+    result = playbook(estate, name, *args)
+    assert result.returncode != 0
+    assert message in result.stdout, result.tail
+    assert "Back up the database" not in result.stdout and "Restore the backup" not in result.stdout

@@ -1,0 +1,196 @@
+"""Unit tests of plugins/module_utils/backup.py: retention, manifests, keys, streams (no services)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import io
+import json
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "plugins" / "module_utils"))
+
+import backup as bk
+
+
+def day(n: int, hour: int = 3) -> dt.datetime:
+    """n days before Thursday 2026-11-26, at ``hour``."""
+    return dt.datetime(2026, 11, 26, hour, tzinfo=dt.UTC) - dt.timedelta(days=n)
+
+
+def ids(times: list[dt.datetime]) -> dict[str, dt.datetime]:
+    return {t.strftime("%Y%m%dT%H%M%SZ"): t for t in times}
+
+
+def test_retention_daily_keeps_newest_per_day():
+    backups = ids([day(0, 3), day(0, 15), day(1), day(2), day(3)])
+    kept = bk.retained(backups, daily=2, weekly=0, monthly=0)
+    assert sorted(kept) == ["20261125T030000Z", "20261126T150000Z"]
+    assert kept["20261126T150000Z"] == ["daily", "latest"]
+
+
+def test_retention_weekly_and_monthly_over_a_year():
+    backups = ids([day(n) for n in range(365)])
+    kept = bk.retained(backups, daily=7, weekly=4, monthly=6)
+    daily = {b for b, why in kept.items() if "daily" in why}
+    weekly = {b for b, why in kept.items() if "weekly" in why}
+    monthly = {b for b, why in kept.items() if "monthly" in why}
+    assert daily == {day(n).strftime("%Y%m%dT%H%M%SZ") for n in range(7)}
+    # The newest of each ISO week: Thursday 26th (this week), then the Sundays before it.
+    assert sorted(weekly) == ["20261108T030000Z", "20261115T030000Z", "20261122T030000Z", "20261126T030000Z"]
+    # The newest of each month: today, then the last day of each earlier month.
+    assert sorted(monthly) == [
+        "20260630T030000Z",
+        "20260731T030000Z",
+        "20260831T030000Z",
+        "20260930T030000Z",
+        "20261031T030000Z",
+        "20261126T030000Z",
+    ]
+    assert set(kept) == daily | weekly | monthly
+    assert len(kept) == 7 + 2 + 5  # today is daily, weekly and monthly; Sunday 22nd daily and weekly
+
+
+def test_retention_gaps_count_days_with_backups_not_calendar_days():
+    backups = ids([day(0), day(10), day(20), day(30)])
+    assert sorted(bk.retained(backups, daily=3, weekly=0, monthly=0)) == sorted(list(backups)[:3])
+
+
+def test_retention_zero_policy_still_keeps_the_latest():
+    backups = ids([day(0), day(1)])
+    assert bk.retained(backups, 0, 0, 0) == {"20261126T030000Z": ["latest"]}
+    assert bk.retained({}, 7, 4, 6) == {}
+
+
+def test_manifest_seal_round_trip_and_corruption():
+    manifest = {"format": bk.FORMAT, "id": "x", "filedir": {"a" * 40: 3}, "objects": {}}
+    raw = bk.seal(manifest)
+    assert bk.unseal(raw, "m")["filedir"] == manifest["filedir"]
+    tampered = json.loads(raw)
+    tampered["filedir"]["a" * 40] = 4
+    with pytest.raises(bk.BackupError, match="checksum mismatch"):
+        bk.unseal(json.dumps(tampered).encode(), "m")
+    with pytest.raises(bk.BackupError, match="not JSON"):
+        bk.unseal(raw[:-5], "m")
+    with pytest.raises(bk.BackupError, match="no checksum"):
+        bk.unseal(b"{}", "m")
+
+
+def test_keys_layout_and_name_validation():
+    keys = bk.Keys("lms-backups", "acme", "acme-live")
+    assert keys.content("ab" + "c" * 38) == "lms-backups/acme/content/ab/ab" + "c" * 38
+    assert (
+        keys.manifest("20261126T030000Z")
+        == "lms-backups/acme/sites/acme-live/manifests/20261126T030000Z.json"
+    )
+    assert keys.data("i", "database.pgdump") == "lms-backups/acme/sites/acme-live/data/i/database.pgdump"
+    with pytest.raises(bk.BackupError, match=r"customer '\.\./x'"):
+        bk.Keys("p", "../x", "s")
+
+
+def test_process_reader_compresses_and_checks_the_producer():
+    finished = []
+    reader = bk.ProcessReader(io.BytesIO(b"hello " * 1000), lambda: finished.append(True), compress=True)
+    out = b"".join(iter(lambda: reader.read(100), b""))
+    assert gzip.decompress(out) == b"hello " * 1000
+    assert finished == [True]
+
+    def fail():
+        raise bk.BackupError("pg_dump failed")
+
+    failing = bk.ProcessReader(io.BytesIO(b"partial"), fail)
+    assert failing.read(100) == b"partial"
+    with pytest.raises(bk.BackupError, match="pg_dump failed"):
+        failing.read(100)
+
+
+def test_dataroot_tar_leaves_out_caches_and_filedir(tmp_path):
+    for rel in (
+        "filedir/ab/cd/x",
+        "cache/a",
+        "localcache/b",
+        "sessions/s",
+        "temp/t",
+        "trashdir/t",
+        "lock/l",
+        "lang/en/x.php",
+        "muc/config.php",
+        "climaintenance.html",
+        "keep.txt",
+    ):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(rel)
+    out = io.BytesIO()
+    bk.dataroot_tar(str(tmp_path), out)
+    out.seek(0)
+    with tarfile.open(fileobj=out, mode="r:") as tar:
+        names = sorted(tar.getnames())
+    assert names == ["keep.txt", "lang", "lang/en", "lang/en/x.php", "muc", "muc/config.php"]
+
+
+def test_scan_filedir_reports_strangers(tmp_path):
+    good = "0123456789abcdef0123456789abcdef01234567"
+    (tmp_path / "filedir" / "01" / "23").mkdir(parents=True)
+    (tmp_path / "filedir" / "01" / "23" / good).write_bytes(b"12345")
+    (tmp_path / "filedir" / "01" / "23" / "notes.txt").write_text("?")
+    (tmp_path / "filedir" / "warning.txt").write_text("do not touch")
+    found, strange = bk.scan_filedir(str(tmp_path))
+    assert found == {good: (str(tmp_path / "filedir" / "01" / "23" / good), 5)}
+    assert strange == [str(tmp_path / "filedir" / "01" / "23" / "notes.txt")]
+
+
+def test_db_env_keeps_the_password_off_the_command_line():
+    cfg = {
+        "dbtype": "pgsql",
+        "dbhost": "db1",
+        "dbname": "m",
+        "dbuser": "u",
+        "dbpass": "s3cret",
+        "dbport": "5433",
+        "dbsocket": "",
+        "prefix": "mdl_",
+    }
+    args, env = bk.db_env(cfg)
+    assert args == [] and env["PGPASSWORD"] == "s3cret" and env["PGHOST"] == "db1" and env["PGPORT"] == "5433"
+    cmd, name, fmt = bk.dump_command(cfg, {"pg_dump": "pg_dump"})
+    assert "s3cret" not in " ".join(cmd) and name == "database.pgdump" and fmt == "pg_dump-custom"
+    mysql = {**cfg, "dbtype": "mariadb", "dbhost": "localhost", "dbsocket": "/run/mysqld/mysqld.sock"}
+    args, env = bk.db_env(mysql)
+    assert args == ["--user=u", "--socket=/run/mysqld/mysqld.sock"] and env["MYSQL_PWD"] == "s3cret"
+    cmd, _, fmt = bk.dump_command(mysql, {"mysqldump": "mysqldump"})
+    assert "--single-transaction" in cmd and "s3cret" not in " ".join(cmd) and fmt == "mysqldump-gzip"
+    with pytest.raises(bk.BackupError, match="sqlsrv"):
+        bk.db_env({**cfg, "dbtype": "sqlsrv"})
+
+
+def test_pack_batches_close_at_the_target_in_path_order(monkeypatch):
+    monkeypatch.setattr(bk, "PACK_TARGET", 100)
+    wanted = {f"{i:040x}": (f"/filedir/{9 - i}", 40) for i in range(6)}
+    batches = bk.pack_batches(list(wanted), wanted)
+    # 40 + 40 fits, a third would pass 100: packs of two, ordered by path (reverse of the ids here).
+    assert batches == [[f"{i:040x}", f"{i - 1:040x}"] for i in (5, 3, 1)]
+    assert bk.pack_batches([], wanted) == []
+
+
+def test_content_locates_loose_then_packed_files_of_the_right_size():
+    a, b, c = "a" * 40, "b" * 40, "c" * 40
+    content = bk.Content(
+        loose={a: 10},
+        packs={
+            "p1": {"size": 30, "files": {b: [0, 20], a: [20, 10]}},
+            "p2": {"size": 5, "files": {c: [0, 5]}},
+        },
+        problems=[],
+    )
+    assert content.locate(a, 10) == ("loose", None)
+    assert content.locate(b, 20) == ("p1", 0)
+    assert content.locate(b, 21) is None  # same name, other size: not the file
+    assert content.locate(c, 5) == ("p2", 0)
+    # A restore only takes packs its manifest names.
+    assert content.locate(c, 5, {"p1"}) is None
+    assert content.locate(b, 20, {"p1"}) == ("p1", 0)
+    assert content.locate("d" * 40, 1) is None
