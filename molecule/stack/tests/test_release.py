@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -96,16 +97,19 @@ S3 = boto3.client(
 LIVE_MANIFESTS = "lms-backups/acme/sites/acme-live/manifests/"
 
 
-def backup_manifests() -> list[str]:
-    listing = S3.list_objects_v2(Bucket=BACKUP_BUCKET, Prefix=LIVE_MANIFESTS)
+def backup_manifests(prefix: str = LIVE_MANIFESTS) -> list[str]:
+    listing = S3.list_objects_v2(Bucket=BACKUP_BUCKET, Prefix=prefix)
     return sorted(obj["Key"] for obj in listing.get("Contents", []))
 
 
 MOODLE_SRC = os.environ.get("MOODLE_SRC") or str(sorted(Path("/var/cache/three-instance").glob("moodle*"))[0])
 
 
-def run(playbook: str, tmp_path: Path, inventory: str = INVENTORY, **extra) -> subprocess.CompletedProcess:
-    """ansible-playbook on the estate with the cycle's store and a fresh controller cache."""
+def run(
+    playbook: str, tmp_path: Path, inventory: str = INVENTORY, options: tuple = (), **extra
+) -> subprocess.CompletedProcess:
+    """ansible-playbook on the estate with the cycle's store and a fresh controller cache;
+    ``options`` are more command-line options (``--tags``, ``--limit``)."""
     env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_FORCE_COLOR="0", NO_COLOR="1")
     extra = {
         "release_store": STORE,
@@ -119,6 +123,7 @@ def run(playbook: str, tmp_path: Path, inventory: str = INVENTORY, **extra) -> s
             "-i",
             inventory,
             f"playbooks/{playbook}",
+            *options,
             "-e",
             json.dumps(extra),
         ],
@@ -209,6 +214,39 @@ def test_live_backed_up_to_s3_before_each_change():
         assert manifest["release_id"] == entry["previous_release"], (release, manifest["release_id"])
     # Dev and QA are not backed up by a deploy.
     assert all(e.get("backup") is None for site in ("acme-dev", "acme-qa") for e in history(site))
+
+
+def test_daily_backup_timer_on_live(tmp_path):
+    """site.yml with a backup store gives Live its daily timer (roles/backup); the timer's service
+    backs Live up with the module's code and the system Python, then prunes. Its own prefix keeps
+    that prune away from the backups the promotions took."""
+    store = dict(BACKUP_STORE, prefix="lms-timer-backups")
+    for _ in ("apply", "apply again: nothing changes"):
+        out = run("site.yml", tmp_path, options=("--tags", "backup", "--limit", "live"), backup_store=store)
+        assert out.returncode == 0, out.stdout[-4000:]
+    assert re.search(r"live1\s+: ok=\d+\s+changed=0 ", out.stdout), out.stdout[-2000:]
+
+    live = _host("live1")
+    unit = "lms-backup-acme-live"
+    timer = live.service(f"{unit}.timer")
+    assert timer.is_enabled and timer.is_running
+    shown = live.check_output(f"systemctl show {unit}.timer -p TimersCalendar -p RandomizedDelayUSec")
+    assert "OnCalendar=*-*-* 01:30:00" in shown and "RandomizedDelayUSec=3h" in shown, shown
+    assert live.file("/etc/three-instance/backup/acme-live.json").mode == 0o600
+
+    manifests = "lms-timer-backups/acme/sites/acme-live/manifests/"
+    before = set(backup_manifests(manifests))
+    started = live.run(f"systemctl start {unit}.service")  # a oneshot: returns when it has finished
+    journal = live.run(f"journalctl -u {unit}.service --no-pager -n 50").stdout
+    assert started.rc == 0, journal
+    assert live.check_output(f"systemctl show {unit}.service -p Result") == "Result=success"
+    after = set(backup_manifests(manifests))
+    new = after - before
+    assert len(new) == 1, (new, journal)
+    manifest = json.loads(S3.get_object(Bucket=BACKUP_BUCKET, Key=new.pop())["Body"].read())
+    assert manifest["site"] == "acme-live" and manifest["release_id"] == record("acme-live")["release"]
+    # Same-day backups: the prune kept the newest only.
+    assert len(after) == 1, after
 
 
 # ----- refusals: nothing changes ----------------------------------------------------------------------
