@@ -125,7 +125,7 @@ class Site:
             # As the database role makes it (UTF8, collation C, ctype C.UTF-8).
             f"runuser -u postgres -- createdb -O {self.db} -T template0 -E UTF8 "
             f"--lc-collate=C --lc-ctype=C.UTF-8 {self.db} && "
-            f"runuser -u postgres -- pg_restore -d {self.db} /root/bench-{self.db}.pgc && "
+            f"runuser -u postgres -- pg_restore -d {self.db} < /root/bench-{self.db}.pgc && "
             f"runuser -u postgres -- psql -q -d {self.db} "
             f"-c 'REVOKE CONNECT ON DATABASE {self.db} FROM PUBLIC'",
         )
