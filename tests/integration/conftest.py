@@ -13,10 +13,8 @@ PostgreSQL server binaries, PHP and its extensions.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -26,9 +24,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import moodle_site as ms
-
-REPO = Path(__file__).resolve().parents[2]
-ANSIBLE = Path(sys.executable).with_name("ansible")
+from ansible_cli import ansible_module, module_result
 
 
 @pytest.fixture(scope="session")
@@ -143,56 +139,18 @@ class ModuleRunner:
     def __init__(self, site: ms.MoodleTestSite):
         self.site = site
 
-    def env(self) -> dict:
-        env = self.site.env()
-        env.update(
-            ANSIBLE_CONFIG=str(REPO / "ansible.cfg"),
-            ANSIBLE_LOAD_CALLBACK_PLUGINS="1",
-            ANSIBLE_STDOUT_CALLBACK="json",
-            ANSIBLE_CACHE_PLUGIN="memory",
-            ANSIBLE_NOCOLOR="1",
-            ANSIBLE_DEPRECATION_WARNINGS="0",
-        )
-        return env
-
     def raw(self, module: str, args: dict, *, check: bool = False, diff: bool = True, verbosity: int = 0):
         full = {"path": str(self.site.code), "web_user": self.site.web_user, **args}
-        cmd = [
-            str(ANSIBLE),
-            "localhost",
-            "-i",
-            "localhost,",
-            "-c",
-            "local",
-            "-e",
-            f"ansible_python_interpreter={sys.executable}",
-            "-m",
-            module,
-            "-a",
-            json.dumps(full),
-        ]
-        if check:
-            cmd.append("--check")
-        if diff:
-            cmd.append("--diff")
-        if verbosity:
-            cmd.append("-" + "v" * verbosity)
+        options = ["--check"] * check + ["--diff"] * diff + ["-" + "v" * verbosity] * bool(verbosity)
+        env = dict(self.site.env(), ANSIBLE_CACHE_PLUGIN="memory", ANSIBLE_DEPRECATION_WARNINGS="0")
         start = time.monotonic()
-        proc = subprocess.run(
-            cmd, capture_output=True, text=True, env=self.env(), cwd=REPO, timeout=900, check=False
-        )
+        proc = ansible_module(module, full, *options, env=env)
         proc.seconds = time.monotonic() - start
         return proc
 
     def __call__(self, module: str, check: bool = False, **args) -> dict:
         proc = self.raw(module, args, check=check)
-        try:
-            doc, _ = json.JSONDecoder().raw_decode(proc.stdout[proc.stdout.index("{") :])
-            result = doc["plays"][0]["tasks"][0]["hosts"]["localhost"]
-        except (ValueError, KeyError, IndexError) as exc:
-            raise AssertionError(
-                f"no JSON result from ansible (rc={proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
-            ) from exc
+        result = module_result(proc)
         result["_seconds"] = round(proc.seconds, 2)
         return result
 

@@ -8,7 +8,6 @@ refused by the first play with a message naming it.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -17,10 +16,10 @@ from pathlib import Path
 import moodle_site as ms
 import pytest
 import yaml
+from ansible_cli import ansible_env, ansible_playbook
 from test_backup import CUSTOMER, bucket, make_target  # noqa: F401 - bucket is a fixture
 
 REPO = Path(__file__).resolve().parents[2]
-PLAYBOOK = Path(sys.executable).with_name("ansible-playbook")
 TIERS = ("dev", "qa", "live")
 
 
@@ -86,19 +85,15 @@ def estate(moodle_site, moodle_src, bucket):  # noqa: F811 - the fixture importe
 
 
 def playbook(estate, name: str, *args: str) -> subprocess.CompletedProcess:
-    env = dict(
-        os.environ,
-        ANSIBLE_CONFIG=str(REPO / "ansible.cfg"),
+    env = ansible_env(
         ANSIBLE_CACHE_PLUGIN="memory",
         ANSIBLE_INVENTORY_CACHE="false",
-        ANSIBLE_NOCOLOR="1",
         PHP_INI_SCAN_DIR=estate["live"].env()["PHP_INI_SCAN_DIR"],
     )
-    cmd = [str(PLAYBOOK), "-i", str(estate["base"] / "estate.yml"), f"playbooks/{name}"]
-    cmd += ["-e", f"@{estate['base'] / 'extra.json'}", *args]
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, env=env, timeout=900, check=False)
-    proc.tail = (proc.stdout + proc.stderr)[-3000:]
-    return proc
+    extra = f"@{estate['base'] / 'extra.json'}"
+    return ansible_playbook(
+        "-i", str(estate["base"] / "estate.yml"), f"playbooks/{name}", "-e", extra, *args, env=env
+    )
 
 
 def test_backup_restore_verify_playbooks(estate):

@@ -8,21 +8,19 @@ no Live host; the units are plain templates of the commands run here.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import stat
 import subprocess
-import sys
 from pathlib import Path
 
 import backup as bk
 import moodle_site as ms
 import s3_store
 import yaml
+from ansible_cli import PYTHON, ansible_env, ansible_playbook
 from test_backup import CUSTOMER, bucket, params  # noqa: F401 - bucket is a fixture
 
 REPO = Path(__file__).resolve().parents[2]
-PLAYBOOK = Path(sys.executable).with_name("ansible-playbook")
 # What the timer runs on a host: Debian's python3 with python3-boto3 (an older botocore than the venv's).
 HOST_PYTHON = "/usr/bin/python3"
 
@@ -69,22 +67,18 @@ def test_role_config_drives_the_timer_code(moodle_site, bucket):  # noqa: F811 -
         }
         play = [{"hosts": "localhost", "gather_facts": False, "vars": role_vars, "roles": ["backup"]}]
         (base / "play.yml").write_text(yaml.safe_dump(play))
-        cmd = [
-            str(PLAYBOOK),
+        run = ansible_playbook(
             "-i",
             "localhost,",
             "-c",
             "local",
             str(base / "play.yml"),
             "-e",
-            f"ansible_python_interpreter={sys.executable}",
+            PYTHON,
             "--skip-tags",
             "backup-units,backup-packages",
-        ]
-        env = dict(
-            os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_ROLES_PATH=str(REPO / "roles")
+            env=ansible_env(ANSIBLE_ROLES_PATH=str(REPO / "roles")),
         )
-        run = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO, check=False)
         assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
 
         config = base / "etc" / "acme-live.json"

@@ -12,10 +12,10 @@ from pathlib import Path
 import moodle_site as ms
 import pytest
 import yaml
+from ansible_cli import ansible_env, ansible_playbook
 from test_sanitise import WebServer, clone_site, remove_clone
 
 REPO = Path(__file__).resolve().parents[2]
-PLAYBOOK = Path(sys.executable).with_name("ansible-playbook")
 PASSWORDS = {"admin": "Qa-admin-pass-1!", "tutor": "Qa-tutor-pass-1!", "student": "Qa-student-pass-1!"}
 NAMES = {"admin": "acme-admin"}  # a customer that renames one account
 EXTRA_COURSE = "QAX101"
@@ -56,28 +56,9 @@ def play(site, tmp_path, sites, **extra) -> subprocess.CompletedProcess:
             [{"name": "QA accounts", "hosts": "localhost", "gather_facts": False, "roles": ["qa_accounts"]}]
         )
     )
-    env = site.env()
-    env.update(
-        ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_ROLES_PATH=str(REPO / "roles"), ANSIBLE_NOCOLOR="1"
-    )
-    return subprocess.run(
-        [
-            str(PLAYBOOK),
-            "-i",
-            "localhost,",
-            "-c",
-            "local",
-            "-e",
-            f"@{tmp_path / 'vars.json'}",
-            "-v",
-            str(playbook),
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=REPO,
-        timeout=900,
-        check=False,
+    env = ansible_env(site.env(), ANSIBLE_ROLES_PATH=str(REPO / "roles"))
+    return ansible_playbook(
+        "-i", "localhost,", "-c", "local", "-e", f"@{tmp_path / 'vars.json'}", "-v", str(playbook), env=env
     )
 
 

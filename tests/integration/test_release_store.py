@@ -13,13 +13,11 @@ from pathlib import Path
 
 import boto3
 import pytest
+from ansible_cli import BIN, PYTHON, ansible_env, ansible_module, ansible_playbook, module_result
 
 REPO = Path(__file__).resolve().parents[2]
-BIN = REPO / ".venv" / "bin"
 PLUGINS = REPO / "tests" / "fixtures" / "plugins"
 BUCKET = "release-store-test"
-# The controller's own Python (boto3 is there), not whatever the host's discovery finds.
-PYTHON = {"ansible_python_interpreter": str(BIN / "python")}
 
 
 @pytest.fixture(scope="module")
@@ -57,57 +55,15 @@ def manifest(tmp_path: Path, core: Path, plugin: str) -> Path:
 
 
 def playbook(*args: str, extra: dict) -> subprocess.CompletedProcess:
-    env = dict(
-        os.environ,
-        ANSIBLE_CONFIG=str(REPO / "ansible.cfg"),
-        PATH=f"{BIN}:{os.environ['PATH']}",
-        ANSIBLE_FORCE_COLOR="0",
-        NO_COLOR="1",
-    )
-    return subprocess.run(
-        [str(BIN / "ansible-playbook"), "-i", "localhost,", *args, "-e", json.dumps(dict(extra, **PYTHON))],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=REPO,
-        check=False,
-    )
+    env = ansible_env(PATH=f"{BIN}:{os.environ['PATH']}")
+    return ansible_playbook("-i", "localhost,", *args, "-e", json.dumps(extra), "-e", PYTHON, env=env)
 
 
 def fetch(store: dict, release: str, dest: Path, sha256: str | None = None) -> dict:
-    env = dict(
-        os.environ,
-        ANSIBLE_CONFIG=str(REPO / "ansible.cfg"),
-        ANSIBLE_LOAD_CALLBACK_PLUGINS="1",
-        ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json",
-    )
     args = {"release": release, "store": store, "dest": str(dest)}
     if sha256:
         args["sha256"] = sha256
-    out = subprocess.run(
-        [
-            str(BIN / "ansible"),
-            "localhost",
-            "-i",
-            "localhost,",
-            "-c",
-            "local",
-            "-e",
-            json.dumps(PYTHON),
-            "-m",
-            "lms_release_fetch",
-            "-a",
-            json.dumps(args),
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=REPO,
-        check=False,
-    )
-    # profile_tasks (ansible.cfg) prints timing lines before and after the JSON.
-    answer, _ = json.JSONDecoder().raw_decode(out.stdout[out.stdout.index("{") :])
-    return answer["plays"][0]["tasks"][0]["hosts"]["localhost"]
+    return module_result(ansible_module("lms_release_fetch", args))
 
 
 def test_publish_is_deterministic_and_immutable(tmp_path, store, core, s3_endpoint):

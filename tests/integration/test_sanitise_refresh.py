@@ -18,6 +18,7 @@ import boto3
 import moodle_site as ms
 import pytest
 import yaml
+from ansible_cli import ansible_env, ansible_playbook
 from test_qa_accounts import PASSWORDS, accounts
 from test_sanitise import (
     LEARNER_PASSWORD,
@@ -31,7 +32,6 @@ from test_sanitise import (
 )
 
 REPO = Path(__file__).resolve().parents[2]
-PLAYBOOK = Path(sys.executable).with_name("ansible-playbook")
 RELEASE = "moodle-5.1-r20261126"
 LEARNERS = 300
 
@@ -119,11 +119,17 @@ def refresh(estate, *args: str, **extra_vars) -> subprocess.CompletedProcess:
         **extra_vars,
     }
     (work / "vars.json").write_text(json.dumps(variables))
-    env = estate["qa"].env()
-    env.update(ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_NOCOLOR="1")
-    cmd = [str(PLAYBOOK), "-i", str(work / "inventory.yml"), "-e", f"@{work / 'vars.json'}", *args]
-    cmd.append(str(REPO / "playbooks" / "refresh_qa.yml"))
-    return subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO, timeout=1800, check=False)
+    inventory, variables = str(work / "inventory.yml"), f"@{work / 'vars.json'}"
+    return ansible_playbook(
+        "-i",
+        inventory,
+        "-e",
+        variables,
+        *args,
+        str(REPO / "playbooks" / "refresh_qa.yml"),
+        env=ansible_env(estate["qa"].env()),
+        timeout=1800,
+    )
 
 
 def qa_state(estate) -> dict:
