@@ -182,6 +182,8 @@ def test_live_maintenance_only_when_the_schema_changes():
     # Release 2 installs a plugin: upgrade in maintenance, after a snapshot; release 3 only changes
     # the plugin's release string and release 1 has the converge's core: no upgrade, no maintenance.
     assert deployed[R2]["upgraded"] and deployed[R2]["maintenance_seconds"] > 0
+    # The window holds the upgrade (both timed on the host by lms_release_switch).
+    assert 0 < deployed[R2]["upgrade_seconds"] <= deployed[R2]["maintenance_seconds"]
     assert not deployed[R3]["upgraded"] and deployed[R3]["maintenance_seconds"] == 0
     assert not deployed[R1]["upgraded"] and deployed[R1]["maintenance_seconds"] == 0
     assert deployed[R3]["previous_release"] == R2
