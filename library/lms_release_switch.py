@@ -154,7 +154,7 @@ def main():
             if not plan["switch"]:
                 window.state["after"] = window.state["before"]
         else:
-            window.run(plan, params["maintenance"], ["--allow-unstable"] if params["allow_unstable"] else [])
+            window.run(plan, params["maintenance"], params["allow_unstable"])
     except (MoodleError, OSError) as exc:
         if isinstance(exc, OSError):
             exc = MoodleError(f"switching {params['path']} failed: {exc}")

@@ -143,25 +143,12 @@ def main():
             result["plugins"] = planned
             module.exit_json(changed=True, diff=version_diff(result["core"]), **result)
 
-        args = ["--non-interactive"]
-        if module.params["allow_unstable"]:
-            args.append("--allow-unstable")
-        if without:
-            args.append("--maintenance=false")
-        run = site.cli("upgrade.php", *args)
-        if without:
-            site.cli("purge_caches.php")
+        run = site.upgrade(maintenance=not without, allow_unstable=module.params["allow_unstable"])
         result["seconds"] = run.seconds
         result["stdout_lines"] = run.stdout.strip().splitlines()[-40:]
 
         after = site.helper("facts")
-        remaining = site.upgrade_status()
-        if remaining["pending"]:
-            raise MoodleError(
-                "upgrade.php finished but an upgrade is still pending; "
-                "read its output and run the task again",
-                stdout=run.stdout,
-            )
+        site.require_upgraded(run.stdout)
         result["core"] = {
             "from": before["db_version"],
             "to": after["db_version"],

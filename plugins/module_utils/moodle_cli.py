@@ -503,6 +503,29 @@ class MoodleSite:
         pending, maintenance = upgrade_state(result.rc, result.stdout, result.stderr)
         return {"pending": pending, "maintenance_required": maintenance}
 
+    def upgrade(self, maintenance: bool = True, allow_unstable: bool = False) -> CliResult:
+        """``upgrade.php --non-interactive``. Without ``maintenance`` (an upgrade Moodle says needs
+        none, rc 3 above) it runs with ``--maintenance=false``, which purges no caches: they are
+        purged after it."""
+        args = ["--non-interactive"]
+        if allow_unstable:
+            args.append("--allow-unstable")
+        if not maintenance:
+            args.append("--maintenance=false")
+        run = self.cli("upgrade.php", *args)
+        if not maintenance:
+            self.cli("purge_caches.php")
+        return run
+
+    def require_upgraded(self, stdout: str = "") -> None:
+        """Fail when an upgrade is still pending after ``upgrade.php`` said it finished."""
+        if self.upgrade_status()["pending"]:
+            raise MoodleError(
+                "upgrade.php finished but an upgrade is still pending; "
+                "read its output and run the upgrade again",
+                stdout=stdout,
+            )
+
     def cfg_get(self, name: str, component: str | None = None) -> str | None:
         """A setting's value (``None`` when not set: rc 3)."""
         args = [f"--name={name}", "--no-eol"]

@@ -93,7 +93,7 @@ class ReleaseWindow:
             upgrade = self.site_factory(self.link).upgrade_status()["pending"]
         return {"switch": switch, "upgrade": upgrade}
 
-    def run(self, plan: dict, maintenance: bool, upgrade_args: list[str]) -> None:
+    def run(self, plan: dict, maintenance: bool, allow_unstable: bool = False) -> None:
         """The window. ``maintenance`` only applies when something happens (a switch or an upgrade)."""
         state = self.state
         maintenance = maintenance and (plan["switch"] or plan["upgrade"])
@@ -109,22 +109,13 @@ class ReleaseWindow:
         site = self.site_factory(self.link)
         if plan["upgrade"]:
             state["upgrade_started"] = True
-            args = ["--non-interactive", *upgrade_args]
-            if not maintenance:
-                args.append("--maintenance=false")
-            run = site.cli("upgrade.php", *args)
+            run = site.upgrade(maintenance=maintenance, allow_unstable=allow_unstable)
             state["upgrade_seconds"] = round(run.seconds, 1)
             state["upgrade_stdout_lines"] = run.stdout.strip().splitlines()[-40:]
-            if not maintenance:
-                site.cli("purge_caches.php")  # upgrade.php purges only when it manages maintenance
         if maintenance:
             site.cli("maintenance.php", "--disable")
             state["maintenance_enabled"] = False
             state["maintenance_seconds"] = round(self.clock() - began, 1)
         if plan["upgrade"]:
-            if site.upgrade_status()["pending"]:
-                raise MoodleError(
-                    "upgrade.php finished but an upgrade is still pending; read its output",
-                    stdout="\n".join(state.get("upgrade_stdout_lines", [])),
-                )
+            site.require_upgraded("\n".join(state["upgrade_stdout_lines"]))
             state["upgraded"] = True

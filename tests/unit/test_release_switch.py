@@ -8,11 +8,15 @@ import os
 
 import pytest
 import release_switch as rs
-from moodle_cli import CliResult, MoodleError
+from moodle_cli import CliResult, MoodleError, MoodleSite
 
 
 class FakeSite:
-    """Stands for MoodleSite: records (code root it was made for, where current points, script, args)."""
+    """Stands for MoodleSite: records (code root it was made for, where current points, script, args).
+    The upgrade itself is MoodleSite's own (its CLI calls come here)."""
+
+    upgrade = MoodleSite.upgrade
+    require_upgraded = MoodleSite.require_upgraded
 
     def __init__(self, log, path, pending=False, fail=None):
         self.log, self.path, self.pending, self.fail = log, path, pending, fail
@@ -54,7 +58,7 @@ def test_window_order_maintenance_switch_upgrade_off_then_check(site_dir):
     win, log = window(site_dir)
     plan = win.plan(upgrade=True)
     assert plan == {"switch": True, "upgrade": True} and log == []  # nothing asked again before it
-    win.run(plan, maintenance=True, upgrade_args=["--allow-unstable"])
+    win.run(plan, maintenance=True, allow_unstable=True)
     assert log == [
         ("releases/r1", "maintenance.php", "--enable"),  # by the running code
         ("releases/r2", "upgrade.php", "--non-interactive", "--allow-unstable"),
@@ -77,7 +81,7 @@ def test_window_order_maintenance_switch_upgrade_off_then_check(site_dir):
 
 def test_upgrade_without_maintenance_keeps_the_site_up_and_purges(site_dir):
     win, log = window(site_dir)
-    win.run(win.plan(upgrade=True), maintenance=False, upgrade_args=[])
+    win.run(win.plan(upgrade=True), maintenance=False)
     assert [entry[1:] for entry in log[:2]] == [
         ("upgrade.php", "--non-interactive", "--maintenance=false"),
         ("purge_caches.php",),
@@ -87,14 +91,14 @@ def test_upgrade_without_maintenance_keeps_the_site_up_and_purges(site_dir):
 
 def test_switch_only_runs_no_php(site_dir):
     win, log = window(site_dir)
-    win.run(win.plan(upgrade=False), maintenance=True, upgrade_args=[])
+    win.run(win.plan(upgrade=False), maintenance=True)
     assert log == [
         ("releases/r1", "maintenance.php", "--enable"),
         ("releases/r2", "maintenance.php", "--disable"),
     ]
     win, log = window(site_dir, release="r1")
     plan = win.plan(upgrade=False)
-    win.run(plan, maintenance=False, upgrade_args=[])
+    win.run(plan, maintenance=False)
     assert log == [] and os.readlink(site_dir / "current") == "releases/r1"
 
 
@@ -109,7 +113,7 @@ def test_already_switched_asks_whether_an_upgrade_is_still_pending(site_dir):
 def test_first_deploy_enables_maintenance_with_the_new_code(site_dir):
     os.unlink(site_dir / "current")
     win, log = window(site_dir)
-    win.run(win.plan(upgrade=True), maintenance=True, upgrade_args=[])
+    win.run(win.plan(upgrade=True), maintenance=True)
     assert log[0] == (str(site_dir / "releases" / "r2"), "maintenance.php", "--enable")
     assert win.state["before"] is None and os.readlink(site_dir / "current") == "releases/r2"
 
@@ -117,7 +121,7 @@ def test_first_deploy_enables_maintenance_with_the_new_code(site_dir):
 def test_failed_upgrade_reports_what_to_put_back(site_dir):
     win, log = window(site_dir, fail="upgrade.php")
     with pytest.raises(MoodleError, match="injected"):
-        win.run(win.plan(upgrade=True), maintenance=True, upgrade_args=[])
+        win.run(win.plan(upgrade=True), maintenance=True)
     assert win.state["switched"] and win.state["upgrade_started"] and not win.state["upgraded"]
     assert win.state["maintenance_enabled"]  # left on: the put-back restores the database first
     assert log[-1][1] == "upgrade.php"
@@ -126,7 +130,7 @@ def test_failed_upgrade_reports_what_to_put_back(site_dir):
 def test_failed_maintenance_changes_nothing(site_dir):
     win, _ = window(site_dir, fail="maintenance.php")
     with pytest.raises(MoodleError):
-        win.run(win.plan(upgrade=True), maintenance=True, upgrade_args=[])
+        win.run(win.plan(upgrade=True), maintenance=True)
     assert not win.state["switched"] and not win.state["upgrade_started"]
     assert os.readlink(site_dir / "current") == "releases/r1"
 
@@ -134,7 +138,7 @@ def test_failed_maintenance_changes_nothing(site_dir):
 def test_still_pending_after_upgrade_fails(site_dir):
     win, _ = window(site_dir, pending_after=True)
     with pytest.raises(MoodleError, match="still pending"):
-        win.run({"switch": True, "upgrade": True}, maintenance=True, upgrade_args=[])
+        win.run({"switch": True, "upgrade": True}, maintenance=True)
     assert win.state["upgrade_started"] and not win.state["upgraded"]
 
 
