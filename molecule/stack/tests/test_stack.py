@@ -320,6 +320,10 @@ def test_cron_timer(host):
             continue
         try:
             host.check_output(f"touch {flag}")
+            # A run the minute timer started before the flag existed would be joined by `start`
+            # (and pass its condition): wait for it to end first.
+            state = f"systemctl show -p ActiveState --value lms-cron-{name}.service"
+            host.check_output(f"timeout 600 sh -c 'while [ \"$({state})\" = activating ]; do sleep 1; done'")
             assert host.run(f"systemctl start lms-cron-{name}.service").rc == 0
             shown = host.check_output(f"systemctl show -p ConditionResult -p Result lms-cron-{name}.service")
             assert "ConditionResult=no" in shown and "Result=success" in shown, shown
