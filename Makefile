@@ -84,4 +84,5 @@ demo-clean: ## remove the demo containers and stop the local S3 API
 
 clean-hosts: ## remove any test containers and S3 server left behind
 	-podman ps -aq --filter ancestor=localhost/three-instance-host:bookworm | xargs -r podman rm -f -t 2 >/dev/null 2>&1
+	-podman volume rm -f three-instance-initech-live-data >/dev/null 2>&1
 	-python tools/local_s3.py stop >/dev/null 2>&1

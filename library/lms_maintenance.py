@@ -80,7 +80,16 @@ scheduled_at:
   description: Epoch seconds when scheduled maintenance starts (null unless C(after) is C(scheduled)).
   returned: always
   type: int
+changed_at:
+  description:
+    - Epoch seconds on the host just after the state was changed (null when nothing changed, and in
+      check mode). With C(maintenance_since) of M(lms_release_switch) it times a window.
+  returned: always
+  type: float
+  sample: 1795600012.5
 """
+
+import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.moodle_cli import COMMON_ARGS, MoodleError, MoodleSite, fail_module
@@ -101,6 +110,7 @@ def main():
     if minutes is not None and (state != "scheduled" or minutes < 1):
         module.fail_json(msg="minutes is for state=scheduled and must be 1 or more")
     changed = False
+    changed_at = None
     try:
         site = MoodleSite.from_params(module.params)
         status = site.maintenance_status()
@@ -117,14 +127,17 @@ def main():
             after, changed = "enabled", True
             if not module.check_mode:
                 site.cli("maintenance.php", "--enable")
+                changed_at = round(time.time(), 3)
         elif state == "disabled" and before != "disabled":
             after, changed = "disabled", True
             if not module.check_mode:
                 site.cli("maintenance.php", "--disable")
+                changed_at = round(time.time(), 3)
         elif state == "scheduled" and before == "disabled":
             after, changed = "scheduled", True
             if not module.check_mode:
                 site.cli("maintenance.php", f"--enablelater={minutes}")
+                changed_at = round(time.time(), 3)
         elif state == "scheduled" and before == "enabled":
             module.warn("the site is already in maintenance mode; nothing was scheduled")
         if not module.check_mode:
@@ -147,6 +160,7 @@ def main():
         after=after,
         message=current_message,
         scheduled_at=status["scheduled_at"] if after == "scheduled" else None,
+        changed_at=changed_at,
         diff=diff,
     )
 

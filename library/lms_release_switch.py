@@ -47,6 +47,14 @@ options:
     description: Pass C(--allow-unstable) to C(upgrade.php) (development releases).
     type: bool
     default: false
+  end_maintenance:
+    description:
+      - Turn maintenance off at the end of the window. C(false) leaves it on after a successful
+        upgrade, for a site with several web hosts whose others switch inside the same window (the
+        flag lives in the shared dataroot); M(lms_maintenance) ends it, and C(maintenance_since)
+        times the whole window.
+    type: bool
+    default: true
 notes:
   - Supports check mode (reports what it would do, changes nothing) and diff mode.
   - I(timeout) (default 600) applies to each CLI call; give big upgrades more.
@@ -94,6 +102,10 @@ switched:
   description: Whether C(current) was switched (in check mode, would be).
   returned: always
   type: bool
+switched_at:
+  description: Epoch seconds on the host when C(current) was switched (null when it was not).
+  returned: always
+  type: float
 upgrade_started:
   description: Whether C(upgrade.php) was started; on failure, whether the database may have changed.
   returned: always
@@ -103,9 +115,14 @@ upgraded:
   returned: always
   type: bool
 maintenance_enabled:
-  description: Whether the site is left in maintenance mode (only after a failure).
+  description: Whether the site is left in maintenance (after a failure, or with I(end_maintenance=false)).
   returned: always
   type: bool
+maintenance_since:
+  description: Epoch seconds on the host when maintenance was turned on (null without maintenance).
+  returned: always
+  type: float
+  sample: 1795600000.123
 maintenance_seconds:
   description: Seconds from maintenance on to maintenance off, measured on the host (0 without maintenance).
   returned: always
@@ -135,6 +152,7 @@ def main():
             upgrade={"type": "bool", "default": False},
             maintenance={"type": "bool", "default": False},
             allow_unstable={"type": "bool", "default": False},
+            end_maintenance={"type": "bool", "default": True},
         ),
         supports_check_mode=True,
     )
@@ -154,7 +172,7 @@ def main():
             if not plan["switch"]:
                 window.state["after"] = window.state["before"]
         else:
-            window.run(plan, params["maintenance"], params["allow_unstable"])
+            window.run(plan, params["maintenance"], params["allow_unstable"], params["end_maintenance"])
     except (MoodleError, OSError) as exc:
         if isinstance(exc, OSError):
             exc = MoodleError(f"switching {params['path']} failed: {exc}")

@@ -59,18 +59,21 @@ class ReleaseWindow:
     ``public/``). ``state`` records how far it got, so that a failure says what to put back.
     """
 
-    def __init__(self, link: str, release: str, site_factory, clock=time.monotonic):
+    def __init__(self, link: str, release: str, site_factory, clock=time.monotonic, wall_clock=time.time):
         self.link = link
         self.release = release
         self.site_factory = site_factory
         self.clock = clock
+        self.wall_clock = wall_clock
         self.target = release_target(release)
         self.release_dir = os.path.join(os.path.dirname(link), self.target)
         self.state = {
             "before": None,
             "after": self.target,
             "switched": False,
+            "switched_at": None,
             "maintenance_enabled": False,
+            "maintenance_since": None,
             "upgrade_started": False,
             "upgraded": False,
             "maintenance_seconds": 0.0,
@@ -93,8 +96,13 @@ class ReleaseWindow:
             upgrade = self.site_factory(self.link).upgrade_status()["pending"]
         return {"switch": switch, "upgrade": upgrade}
 
-    def run(self, plan: dict, maintenance: bool, allow_unstable: bool = False) -> None:
-        """The window. ``maintenance`` only applies when something happens (a switch or an upgrade)."""
+    def run(
+        self, plan: dict, maintenance: bool, allow_unstable: bool = False, end_maintenance: bool = True
+    ) -> None:
+        """The window. ``maintenance`` only applies when something happens (a switch or an upgrade).
+        ``end_maintenance=False`` leaves the site in maintenance after a successful upgrade: a site
+        with several web hosts keeps it on until the others run the new code too (the dataroot and so
+        the flag are shared), and ``maintenance_since`` (epoch seconds) lets the caller time the whole."""
         state = self.state
         maintenance = maintenance and (plan["switch"] or plan["upgrade"])
         began = self.clock()
@@ -103,18 +111,21 @@ class ReleaseWindow:
             running = self.link if state["before"] else self.release_dir
             self.site_factory(running).cli("maintenance.php", "--enable")
             state["maintenance_enabled"] = True
+            state["maintenance_since"] = round(self.wall_clock(), 3)
         if plan["switch"]:
             switch_link(self.link, self.target)
             state["switched"] = True
+            state["switched_at"] = round(self.wall_clock(), 3)
         site = self.site_factory(self.link)
         if plan["upgrade"]:
             state["upgrade_started"] = True
             run = site.upgrade(maintenance=maintenance, allow_unstable=allow_unstable)
             state["upgrade_seconds"] = round(run.seconds, 1)
             state["upgrade_stdout_lines"] = run.stdout.strip().splitlines()[-40:]
-        if maintenance:
+        if maintenance and end_maintenance:
             site.cli("maintenance.php", "--disable")
             state["maintenance_enabled"] = False
+        if maintenance:
             state["maintenance_seconds"] = round(self.clock() - began, 1)
         if plan["upgrade"]:
             site.require_upgraded("\n".join(state["upgrade_stdout_lines"]))

@@ -50,6 +50,7 @@ def window(site_dir, release="r2", pending_after=False, fail=None, log=None):
         release,
         lambda path: FakeSite(log, path, pending=pending_after, fail=fail),
         clock=lambda: next(ticks),
+        wall_clock=lambda: 1795600000.0,
     )
     return win, log
 
@@ -70,13 +71,28 @@ def test_window_order_maintenance_switch_upgrade_off_then_check(site_dir):
         "before": "releases/r1",
         "after": "releases/r2",
         "switched": True,
+        "switched_at": 1795600000.0,
         "maintenance_enabled": False,
+        "maintenance_since": 1795600000.0,
         "upgrade_started": True,
         "upgraded": True,
         "maintenance_seconds": 11.2,  # measured inside the one step
         "upgrade_seconds": 10.0,
         "upgrade_stdout_lines": None,
     }
+
+
+def test_held_window_leaves_maintenance_on_for_the_other_web_hosts(site_dir):
+    win, log = window(site_dir)
+    win.run(win.plan(upgrade=True), maintenance=True, end_maintenance=False)
+    assert log == [
+        ("releases/r1", "maintenance.php", "--enable"),
+        ("releases/r2", "upgrade.php", "--non-interactive"),
+        ("status",),  # the upgrade is still checked
+    ]
+    assert win.state["maintenance_enabled"] and win.state["upgraded"]
+    # when it began (wall clock, for whoever ends it) and how long it has lasted so far
+    assert win.state["maintenance_since"] == 1795600000.0 and win.state["maintenance_seconds"] == 11.2
 
 
 def test_upgrade_without_maintenance_keeps_the_site_up_and_purges(site_dir):
