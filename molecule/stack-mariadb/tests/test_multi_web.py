@@ -11,10 +11,15 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import testinfra
+
+# The integration tests' runner of playbooks (repository ansible.cfg, no colours, output captured).
+sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "tests" / "integration"))
+from ansible_cli import ansible_playbook
 
 REPO = Path(os.environ.get("MOLECULE_PROJECT_DIRECTORY", Path(__file__).resolve().parents[3]))
 INVENTORY = os.environ.get("STACK_INVENTORY", str(REPO / "molecule" / "stack-mariadb" / "inventory"))
@@ -99,27 +104,13 @@ def test_a_release_without_maintenance_rolls_host_by_host():
 
 
 def run(playbook: str, tmp_path: Path, **extra) -> subprocess.CompletedProcess:
-    env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_FORCE_COLOR="0", NO_COLOR="1")
+    """A playbook on this estate with the side effect's release store and a fresh controller cache."""
     extra = {
         "release_store": {"type": "dir", "path": str(EPHEMERAL / "release-store")},
         "release_cache_dir": str(tmp_path / "cache"),
         **extra,
     }
-    return subprocess.run(
-        [
-            str(REPO / ".venv" / "bin" / "ansible-playbook"),
-            "-i",
-            INVENTORY,
-            f"playbooks/{playbook}",
-            "-e",
-            json.dumps(extra),
-        ],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    return ansible_playbook("-i", INVENTORY, f"playbooks/{playbook}", "-e", json.dumps(extra))
 
 
 def test_a_failed_upgrade_on_the_first_host_leaves_the_second_untouched(tmp_path):
