@@ -180,7 +180,11 @@ def main():
             "config_get", {"settings": [{"name": w["name"], "component": w["component"]} for w in wanted]}
         )
         results, warnings = [], []
-        for want, have in zip(wanted, current["settings"], strict=True):
+        if len(current["settings"]) != len(wanted):
+            raise MoodleError(
+                f"config_get returned {len(current['settings'])} settings for the {len(wanted)} asked for"
+            )
+        for want, have in zip(wanted, current["settings"]):
             before = have["value"]
             after = before if want["read_only"] else want["value"]
             differs = before != after

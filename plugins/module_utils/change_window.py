@@ -20,10 +20,12 @@ Pure Python (standard library + the estate module), unit-tested without Ansible.
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 from ansible.module_utils.estate import DAYS, TIERS, EstateError, parse_window
+
+UTC = timezone.utc  # datetime.UTC is 3.11+; the hosts run 3.9 too
 
 # A window lasts at most a day, so two weeks of starts (plus the day before) hold the next opening
 # even when this week's falls into a spring-forward gap.
@@ -43,9 +45,9 @@ def normalise_windows(windows, site: str, default_timezone: str = "UTC") -> list
     """Windows as the inventory gives them (or as written in an estate), validated."""
     if windows is None:
         return []
-    if isinstance(windows, str | dict):
+    if isinstance(windows, (str, dict)):
         windows = [windows]
-    if not isinstance(windows, list | tuple):
+    if not isinstance(windows, (list, tuple)):
         raise ChangeWindowError(f"site {site}: windows must be a list of maintenance windows")
     try:
         return [
@@ -61,7 +63,10 @@ def parse_at(value, site: str) -> datetime:
     if value in (None, ""):
         return datetime.now(UTC).replace(microsecond=0)
     try:
-        moment = datetime.fromisoformat(str(value).strip())
+        text = str(value).strip()
+        if text[-1:] in ("Z", "z"):  # fromisoformat reads a Z suffix only from 3.11
+            text = text[:-1] + "+00:00"
+        moment = datetime.fromisoformat(text)
     except ValueError:
         raise ChangeWindowError(
             f"site {site}: at: {value!r} is not an ISO-8601 time (e.g. 2026-11-29T02:30:00+00:00)"

@@ -69,13 +69,13 @@ def _typename(value) -> str:
         return "null"
     if isinstance(value, bool):
         return "a boolean"
-    if isinstance(value, int | float):
+    if isinstance(value, (int, float)):
         return "a number"
     if isinstance(value, str):
         return "a string"
     if isinstance(value, Mapping):
         return "a mapping"
-    if isinstance(value, list | tuple):
+    if isinstance(value, (list, tuple)):
         return "a list"
     return type(value).__name__
 
@@ -219,7 +219,7 @@ def _parse_time(ctx: _Ctx, where: str, value, allow_24: bool) -> str:
 def _parse_days(ctx: _Ctx, where: str, value) -> list[str]:
     items = (
         value
-        if isinstance(value, list | tuple)
+        if isinstance(value, (list, tuple))
         else str(value).split(",")
         if isinstance(value, str)
         else None
@@ -288,9 +288,9 @@ def parse_window(value, where: str, source: str, default_timezone: str = "UTC") 
 def _parse_windows(ctx: _Ctx, where: str, value, default_timezone: str) -> list[dict]:
     if value is None:
         return []
-    if isinstance(value, str | Mapping):
+    if isinstance(value, (str, Mapping)):
         value = [value]
-    if not isinstance(value, list | tuple):
+    if not isinstance(value, (list, tuple)):
         ctx.fail(where, f"must be a list of windows, got {_typename(value)}")
     return [parse_window(item, f"{where}[{i}]", ctx.source, default_timezone) for i, item in enumerate(value)]
 
@@ -344,7 +344,7 @@ def reserved_group_names(host_roles: Iterable[str]) -> set[str]:
 
 def _parse_roles(ctx: _Ctx, where: str, value, host_roles: tuple) -> tuple:
     items = [value] if isinstance(value, str) else value
-    if not isinstance(items, list | tuple) or not items:
+    if not isinstance(items, (list, tuple)) or not items:
         ctx.fail(where, f"must name the host's roles ({', '.join(host_roles)}), got {value!r}")
     for role in items:
         if role not in host_roles:
@@ -617,7 +617,7 @@ def _copy(value):
     """A copy of nested dicts and lists (strings and numbers are immutable and shared)."""
     if isinstance(value, dict):
         return {key: _copy(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
+    if isinstance(value, (list, tuple)):
         return [_copy(item) for item in value]
     return value
 

@@ -315,7 +315,7 @@ def to_setting(value) -> str | None:
         return "1" if value else "0"
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
-    if isinstance(value, list | dict):
+    if isinstance(value, (list, dict)):
         raise MoodleError(f"Moodle settings are strings; got a {type(value).__name__}: {value!r}")
     return str(value)
 

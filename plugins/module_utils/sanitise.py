@@ -232,7 +232,7 @@ def _setting_value(value) -> str | None:
         return None
     if isinstance(value, bool):
         return "1" if value else "0"
-    if isinstance(value, list | dict):
+    if isinstance(value, (list, dict)):
         raise SanitiseError(f"setting values are strings or numbers, not {type(value).__name__}: {value!r}")
     return str(value)
 
