@@ -25,12 +25,17 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(REPO / "tests" / "integration"), str(REPO / "plugins" / "module_utils")]
+sys.path[:0] = [
+    str(REPO / "tests" / "integration"),
+    str(REPO / "plugins" / "module_utils"),
+    str(REPO / "tools"),
+]
 
 import moodle_cli
 
 sys.modules["ansible.module_utils.moodle_cli"] = moodle_cli  # how sanitise.py imports it under Ansible
 import moodle_site as ms
+import moodle_source
 import sanitise
 from test_sanitise import KEEP, clone_site, remove_clone, run_sql, seed
 
@@ -81,8 +86,17 @@ def main() -> int:
     parser.add_argument("--site-dir", type=Path, help="a site made by tests/integration/moodle_site.py up")
     parser.add_argument("--sizes", default="10000,100000")
     parser.add_argument("--db", choices=["pgsql", "mariadb"], default="pgsql")
-    parser.add_argument("--moodle-src", type=Path, default=Path("/var/cache/three-instance/moodle-5.1"))
+    parser.add_argument(
+        "--moodle-src",
+        type=Path,
+        help="for --db mariadb; default: the project's rule, tools/moodle_source.py",
+    )
     args = parser.parse_args()
+    if args.db == "mariadb" and args.moodle_src is None:
+        found = moodle_source.resolve()
+        if not found["path"]:
+            raise SystemExit(found["message"])
+        args.moodle_src = Path(found["path"])
     source, server = base_site(args.db, args.site_dir, args.moodle_src)
     os.environ["PHP_INI_SCAN_DIR"] = source.env()["PHP_INI_SCAN_DIR"]  # the site's PHP settings
     try:

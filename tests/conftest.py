@@ -12,7 +12,6 @@ import importlib.util
 import os
 import socket
 import sys
-import tarfile
 from pathlib import Path
 
 import pytest
@@ -22,6 +21,7 @@ sys.path.insert(0, str(REPO / "tools"))
 sys.path.insert(0, str(REPO / "plugins" / "module_utils"))
 
 import local_s3
+import moodle_source
 
 
 class _RepoModuleUtils(importlib.abc.MetaPathFinder, importlib.abc.Loader):
@@ -44,9 +44,6 @@ class _RepoModuleUtils(importlib.abc.MetaPathFinder, importlib.abc.Loader):
 
 
 sys.meta_path.insert(0, _RepoModuleUtils())
-
-# Where CI on a machine that has a Moodle tree finds it without MOODLE_SRC (outside the repo).
-MOODLE_CACHE = Path(os.environ.get("THREE_INSTANCE_CACHE", "/var/cache/three-instance"))
 
 
 def _free_port() -> int:
@@ -77,27 +74,19 @@ def s3_endpoint(tmp_path_factory):
                 os.environ[key] = value
 
 
-def find_moodle_src() -> Path | None:
-    """MOODLE_SRC (a tree or a tarball), else the first Moodle tree in the cache folder."""
-    candidates = []
-    if os.environ.get("MOODLE_SRC"):
-        candidates.append(Path(os.environ["MOODLE_SRC"]))
-    if MOODLE_CACHE.is_dir():
-        candidates += sorted(p for p in MOODLE_CACHE.glob("moodle*") if p.is_dir())
-    for path in candidates:
-        if path.is_dir() and ((path / "version.php").exists() or (path / "public" / "version.php").exists()):
-            return path
-        if path.is_file() and tarfile.is_tarfile(path):
-            return path
-    return None
+def find_moodle_src() -> dict:
+    """The Moodle source by the project's one rule (tools/moodle_source.py): MOODLE_SRC (a tree or a
+    tarball), else the first ``moodle*`` in the cache folder, else the pinned official download."""
+    try:
+        return moodle_source.resolve()
+    except moodle_source.BadSource as exc:
+        problem = str(exc)
+    pytest.fail(problem, pytrace=False)  # a wrong MOODLE_SRC is a mistake to fix, not a skip
 
 
 @pytest.fixture(scope="session")
 def moodle_src() -> Path:
-    path = find_moodle_src()
-    if path is None:
-        pytest.skip(
-            "no Moodle source: set MOODLE_SRC to a Moodle tree or tarball "
-            f"(or put one in {MOODLE_CACHE}/moodle*) to run the tests that need real Moodle"
-        )
-    return path
+    found = find_moodle_src()
+    if not found["path"]:
+        pytest.skip(f"{found['message']}; it is needed to run the tests that use real Moodle")
+    return Path(found["path"])

@@ -24,6 +24,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import moodle_site as ms
+import moodle_source
 from ansible_cli import ansible_module, module_result
 
 
@@ -109,28 +110,31 @@ def moodle_site_mariadb(mariadb_server, moodle_src):
             shutil.rmtree(base, ignore_errors=True)
 
 
-UPGRADE_FROM_CACHE = (
-    Path(os.environ.get("THREE_INSTANCE_CACHE", "/var/cache/three-instance")) / "upgrade-from"
-)
+UPGRADE_FROM_BRANCH = "4.5"  # the LTS the current release upgrades from
 
 
 @pytest.fixture(scope="session")
 def old_moodle_src() -> Path:
-    """An older Moodle tree (e.g. 4.5) to upgrade from: MOODLE_SRC_UPGRADE_FROM, else the first
-    ``upgrade-from/moodle*`` in the cache folder (kept out of ``moodle*`` on purpose, so that
-    ``moodle_src`` never picks it)."""
-    candidates = []
-    if os.environ.get("MOODLE_SRC_UPGRADE_FROM"):
-        candidates.append(Path(os.environ["MOODLE_SRC_UPGRADE_FROM"]))
-    if UPGRADE_FROM_CACHE.is_dir():
-        candidates += sorted(UPGRADE_FROM_CACHE.glob("moodle*"))
-    for path in candidates:
-        if (path.is_dir() and (path / "version.php").exists()) or path.is_file():
-            return path
-    pytest.skip(
-        "no older Moodle to upgrade from: set MOODLE_SRC_UPGRADE_FROM to a Moodle 4.2.3+ tree or tarball "
-        f"(or put one in {UPGRADE_FROM_CACHE}/moodle*)"
-    )
+    """An older Moodle to upgrade from, by the same rule as ``moodle_src`` (tools/moodle_source.py):
+    MOODLE_SRC_UPGRADE_FROM (a 4.2.3+ tree or tarball), else a 4.5 tree in the cache folder
+    (``moodle*``, then ``upgrade-from/moodle*``: kept out of ``moodle*`` so that ``moodle_src`` never
+    picks it), else the pinned 4.5 download (into ``upgrade-from/``)."""
+    explicit = bool(os.environ.get("MOODLE_SRC_UPGRADE_FROM"))
+    try:
+        found = moodle_source.resolve(
+            None if explicit else UPGRADE_FROM_BRANCH, src_var="MOODLE_SRC_UPGRADE_FROM"
+        )
+    except moodle_source.BadSource as exc:
+        found = {"path": "", "error": str(exc)}
+    if "error" in found:
+        pytest.fail(found["error"], pytrace=False)
+    if not found["path"]:
+        pytest.skip(
+            "no older Moodle to upgrade from: set MOODLE_SRC_UPGRADE_FROM to a Moodle 4.2.3+ tree or "
+            f"tarball, or unpack the official 4.5 tarball as {moodle_source.cache_dir()}/upgrade-from/"
+            "moodle-4.5 (docs/test-hosts.md, 'Real Moodle') [" + "; ".join(found["warnings"]) + "]"
+        )
+    return Path(found["path"])
 
 
 class ModuleRunner:

@@ -585,9 +585,13 @@ def main(argv: list[str]) -> int:
         PgCluster(base / "pg").stop()
         shutil.rmtree(base, ignore_errors=True)
         return 0
-    src = Path(
-        argv[2] if len(argv) > 2 else os.environ.get("MOODLE_SRC", "/var/cache/three-instance/moodle-5.1")
-    )
+    if len(argv) > 2:
+        src = Path(argv[2])
+    else:  # the one rule: MOODLE_SRC, the cache, the download (tools/moodle_source.py)
+        sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
+        import moodle_source
+
+        src = Path(moodle_source.resolve()["path"] or "MOODLE_SRC")
     missing = missing_prerequisites()
     if missing:
         print("missing: " + "; ".join(missing), file=sys.stderr)

@@ -22,6 +22,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "tests" / "integrat
 from ansible_cli import ansible_playbook
 
 REPO = Path(os.environ.get("MOLECULE_PROJECT_DIRECTORY", Path(__file__).resolve().parents[3]))
+sys.path.insert(0, str(REPO / "tools"))
+import moodle_source
+
 INVENTORY = os.environ.get("STACK_INVENTORY", str(REPO / "molecule" / "stack-mariadb" / "inventory"))
 EPHEMERAL = Path(os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "/nonexistent"))
 SITE, WEB, DB = "initech-live", ("mweb1", "mweb2"), "mdb2"
@@ -114,9 +117,8 @@ def run(playbook: str, tmp_path: Path, **extra) -> subprocess.CompletedProcess:
 
 
 def test_a_failed_upgrade_on_the_first_host_leaves_the_second_untouched(tmp_path):
-    moodle_src = os.environ.get("MOODLE_SRC") or str(
-        sorted(Path("/var/cache/three-instance").glob("moodle*"))[0]
-    )
+    moodle_src = moodle_source.resolve()["path"]  # the converge's source, by the same rule
+    assert moodle_src, "no Moodle source, yet side_effect.yml deployed a release"
     built = run(
         "build_release.yml",
         tmp_path,

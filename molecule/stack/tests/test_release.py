@@ -16,6 +16,7 @@ import json
 import os
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 import boto3
@@ -24,6 +25,9 @@ import testinfra
 import yaml
 
 REPO = Path(os.environ.get("MOLECULE_PROJECT_DIRECTORY", Path(__file__).resolve().parents[3]))
+sys.path.insert(0, str(REPO / "tools"))
+import moodle_source
+
 INVENTORY = os.environ.get("STACK_INVENTORY", str(REPO / "inventories" / "local"))
 BUCKET = "molecule-releases"
 R1, R2, R3, FAIL = "moodle-5.1-r1", "moodle-5.1-r2", "moodle-5.1-r3", "moodle-5.1-fail"
@@ -62,8 +66,8 @@ def state() -> dict:
 
 if record("acme-live") is None:
     pytest.skip(
-        "no release cycle ran (side_effect.yml needs a Moodle tree: MOODLE_SRC or "
-        "/var/cache/three-instance/moodle*)",
+        "no release cycle ran (side_effect.yml needs a Moodle tree: MOODLE_SRC, or "
+        f"{moodle_source.cache_dir()}/moodle-<branch>; docs/test-hosts.md, 'Real Moodle')",
         allow_module_level=True,
     )
 
@@ -102,7 +106,8 @@ def backup_manifests(prefix: str = LIVE_MANIFESTS) -> list[str]:
     return sorted(obj["Key"] for obj in listing.get("Contents", []))
 
 
-MOODLE_SRC = os.environ.get("MOODLE_SRC") or str(sorted(Path("/var/cache/three-instance").glob("moodle*"))[0])
+# The same Moodle source as the converge (tools/moodle_source.py: MOODLE_SRC, the cache, the download).
+MOODLE_SRC = moodle_source.resolve()["path"]
 
 
 def run(
