@@ -11,9 +11,14 @@ export CONTAINERS_CONF := $(CURDIR)/containers/containers.conf
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export ANSIBLE_FORCE_COLOR ?= 0
 export NO_COLOR ?= 1
-# The stack scenario and the demo share the container names dev1/qa1/live1: one at a time. Each
+# The stack scenario and the demo are the same estate (inventories/local: dev1, qa1, live1): one at
+# a time. The demo's containers carry the label three-instance=demo; the scenario refuses to start
+# while they exist, and the demo refuses while the scenario's (label owner=molecule) do. Each
 # scenario has a lock of its own too, so that a scenario never runs twice at once.
 PODMAN_LOCK := /tmp/three-instance-podman.lock
+LOCAL_HOSTS := dev1 qa1 live1
+# Names of the containers among $(LOCAL_HOSTS) that carry the label $(1)=$(2).
+labelled = $(shell podman ps -a --filter label=$(1)=$(2) --format '{{.Names}}' 2>/dev/null | tr '\n' ' ')
 SCENARIOS ?= $(notdir $(patsubst %/molecule.yml,%,$(wildcard molecule/*/molecule.yml)))
 PLAYBOOKS := $(wildcard playbooks/*.yml)
 ESTATE ?= inventories/local
@@ -58,7 +63,12 @@ molecule: setup ## every Molecule scenario, one after another: converge, idempot
 # (not .PHONY: make applies no pattern rule to a phony target)
 molecule-%: setup
 	@echo "=== molecule test -s $*"
-	flock $(PODMAN_LOCK).$* $(if $(filter stack,$*),flock $(PODMAN_LOCK)) molecule test -s $*
+	@$(if $(filter stack,$*),demo="$(call labelled,three-instance,demo)"; \
+	  if [ -n "$$demo" ]; then echo "refused: the demo's containers ($$demo) use the names of the stack scenario's hosts; \
+	make demo-clean first (the demo is not touched)"; exit 2; fi)
+	@# The scenario's S3 API (tools/local_s3.py) is stopped whatever the result.
+	rc=0; flock $(PODMAN_LOCK).$* $(if $(filter stack,$*),flock $(PODMAN_LOCK)) molecule test -s $* || rc=$$?; \
+	  $(if $(filter stack,$*),python tools/local_s3.py stop >/dev/null 2>&1 || true;) exit $$rc
 
 # pytest and each scenario run side by side (their hosts, databases and S3 servers are their own):
 # on 2 cores that takes about half the time of running them one after another. Each one's output
@@ -74,6 +84,9 @@ s3-stop: venv
 	@python tools/local_s3.py stop
 
 demo: setup s3-start ## converge the local estate (dev1, qa1, live1 + local S3), then a release dev -> qa -> live
+	@tests="$(call labelled,owner,molecule)"; if [ -n "$$tests" ]; then \
+	  echo "refused: containers of a Molecule scenario ($$tests) are up; the demo uses the same names (dev1, qa1, live1): \
+	wait for make test to end, or make clean-hosts"; exit 2; fi
 	flock $(PODMAN_LOCK) ansible-playbook -i $(ESTATE) playbooks/local_hosts.yml
 	ansible-playbook -i $(ESTATE) playbooks/demo.yml
 	ansible-playbook -i $(ESTATE) playbooks/demo_release.yml
@@ -82,7 +95,8 @@ demo-clean: ## remove the demo containers and stop the local S3 API
 	-ansible-playbook -i $(ESTATE) playbooks/local_hosts.yml -e local_hosts_state=absent
 	-python tools/local_s3.py stop
 
-clean-hosts: ## remove any test containers and S3 server left behind
-	-podman ps -aq --filter ancestor=localhost/three-instance-host:bookworm | xargs -r podman rm -f -t 2 >/dev/null 2>&1
+clean-hosts: ## remove any test containers and S3 server left behind (never the demo's)
+	-podman ps -a --filter ancestor=localhost/three-instance-host:bookworm --format '{{.Names}} {{.Labels}}' \
+	  | grep -v 'three-instance:demo' | cut -d' ' -f1 | xargs -r podman rm -f -t 2 >/dev/null 2>&1
 	-podman volume rm -f three-instance-initech-live-data >/dev/null 2>&1
 	-python tools/local_s3.py stop >/dev/null 2>&1

@@ -9,8 +9,9 @@ DOCUMENTATION = r"""
 module: lms_release_build
 short_description: Build a release bundle from a release manifest and publish it to the artifact store
 description:
-  - Validates a release manifest (release id, flavour, core source, plugins, theme) and lists every
-    problem, naming the field, before anything is built.
+  - Validates a release manifest (release id, flavour, optional core branch, core source, plugins,
+    theme) and lists every problem, naming the field, before anything is built; a core tree of
+    another branch than the one the manifest pins is refused.
   - Assembles the release once, the core tree with each plugin placed where Moodle's own component
     rules (C(lib/components.json) of that core) put its type.
   - Writes a deterministic tar.gz (sorted names, fixed mtime, owner 0, gzip header without name or

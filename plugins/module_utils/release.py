@@ -33,9 +33,11 @@ import zipfile
 try:
     from ansible.module_utils.s3_store import HAS_BOTO3, BotoCoreError, ClientError, StoreError
     from ansible.module_utils.s3_store import connect as s3_connect
+    from ansible.module_utils.safe_tar import extractall as safe_extractall
 except ImportError:  # unit tests and tools/: siblings on sys.path
     from s3_store import HAS_BOTO3, BotoCoreError, ClientError, StoreError
     from s3_store import connect as s3_connect
+    from safe_tar import extractall as safe_extractall
 
 S3_ERRORS = (BotoCoreError, ClientError)
 
@@ -47,6 +49,8 @@ RELEASE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 COMPONENT = re.compile(r"^([a-z][a-z0-9]*)_([a-z](?:[a-z0-9_]*[a-z0-9])?)$")
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
 FLAVOURS = ("moodle", "totara")
+#: a core branch as operators name it: "4.5", "5.1" (Moodle), "17" (Totara)
+BRANCH = re.compile(r"\A[0-9]{1,2}(\.[0-9]{1,2})?\Z")
 SOURCE_KINDS = ("dir", "archive", "git")
 #: Never shipped: VCS data, and a root config.php some upstream trees carry (sites get theirs from
 #: shared/config.php through the stub the deploy writes).
@@ -135,11 +139,14 @@ def validate_manifest(data, base_dir: str = ".", variables: dict | None = None) 
     variables = variables or {}
     if not isinstance(data, dict):
         raise ReleaseError("the release manifest must be a mapping (release, flavour, core, plugins, theme)")
-    unknown = sorted(set(data) - {"release", "flavour", "core", "plugins", "theme", "description"})
+    unknown = sorted(set(data) - {"release", "flavour", "branch", "core", "plugins", "theme", "description"})
     if unknown:
         errors.append(
-            f"unknown keys {unknown} (allowed: release, flavour, core, plugins, theme, description)"
+            f"unknown keys {unknown} (allowed: release, flavour, branch, core, plugins, theme, description)"
         )
+    branch = data.get("branch")
+    if branch is not None and not (isinstance(branch, str) and BRANCH.match(branch)):
+        errors.append(f'branch: {branch!r} is not a core branch like "4.5" or "5.1" (quote it in YAML)')
     release = data.get("release")
     if not isinstance(release, str) or not RELEASE_ID.match(release):
         errors.append(
@@ -180,6 +187,8 @@ def validate_manifest(data, base_dir: str = ".", variables: dict | None = None) 
     if errors:
         raise ReleaseError("invalid release manifest:\n  - " + "\n  - ".join(errors))
     out = {"release": release, "flavour": flavour, "core": core, "plugins": normalised}
+    if branch is not None:
+        out["branch"] = branch
     if data.get("description"):
         out["description"] = str(data["description"])
     return out
@@ -306,7 +315,7 @@ def resolve_source(source: dict, field: str, cache_dir: str) -> tuple[str, dict]
                         zipped.extractall(partial)  # noqa: S202 - zipfile drops absolute and .. parts
                 else:
                     with tarfile.open(archive) as tarred:
-                        tarred.extractall(partial, filter="data")
+                        safe_extractall(tarred, partial)
             except (OSError, tarfile.TarError, zipfile.BadZipFile) as exc:
                 shutil.rmtree(partial, ignore_errors=True)
                 raise ReleaseError(f"{field}: cannot unpack {archive}: {exc}") from exc
@@ -433,6 +442,14 @@ def core_version(core_dir: str) -> dict:
     raise ReleaseError(f"core: {core_dir} holds no version.php (public/, server/ or the root)")
 
 
+def branch_name(version_info: dict) -> str:
+    """The branch of a core's version.php as operators name it: Moodle ``$branch = '501'`` -> ``5.1``."""
+    raw = str(version_info.get("branch") or "")
+    if raw.isdigit() and len(raw) >= 3:
+        return f"{int(raw[:-2])}.{int(raw[-2:])}"
+    return raw
+
+
 def plugin_version(folder: str) -> dict:
     path = os.path.join(folder, "version.php")
     if not os.path.isfile(path):
@@ -455,6 +472,13 @@ def build(manifest: dict, out_dir: str, cache_dir: str) -> dict:
     """
     core_dir, core_pin = resolve_source(manifest["core"], "core", os.path.join(cache_dir, "sources"))
     core_dir = _single_top(core_dir) if manifest["core"]["type"] == "archive" else core_dir
+    core_info = core_version(core_dir)
+    if manifest.get("branch") and branch_name(core_info) != manifest["branch"]:
+        raise ReleaseError(
+            f"core: {core_dir} is {manifest['flavour']} {branch_name(core_info) or '(no $branch)'} "
+            f"({core_info.get('release', 'no $release')}), the manifest pins branch {manifest['branch']}; "
+            "nothing was built"
+        )
     types = plugin_types(core_dir)
     placed, described = [], []
     for index, plugin in enumerate(manifest["plugins"]):
@@ -479,9 +503,11 @@ def build(manifest: dict, out_dir: str, cache_dir: str) -> dict:
     carried = {
         "release": manifest["release"],
         "flavour": manifest["flavour"],
-        "core": dict(core_pin, **core_version(core_dir)),
+        "core": dict(core_pin, **core_info),
         "plugins": described,
     }
+    if manifest.get("branch"):
+        carried["branch"] = manifest["branch"]
     if manifest.get("description"):
         carried["description"] = manifest["description"]
     os.makedirs(out_dir, exist_ok=True)

@@ -257,3 +257,26 @@ def test_store_publish_fetch_and_refusals(core: Path, tmp_path: Path):
     with pytest.raises(rel.ReleaseError, match="bad checksum"):
         rel.fetch_verified(store, "acme-r1", str(tmp_path / "other"))
     assert not list((tmp_path / "other").iterdir())
+
+
+# ----- the core branch a manifest pins -------------------------------------------------------------
+
+
+def test_branch_name_from_version_php():
+    assert rel.branch_name({"branch": "501"}) == "5.1"
+    assert rel.branch_name({"branch": "405"}) == "4.5"
+    assert rel.branch_name({"branch": "1000"}) == "10.0"
+    assert rel.branch_name({}) == ""
+
+
+@pytest.mark.parametrize("branch", ["5.1x", "5.1\n", 5.1, "../5.1", "", "5.1.2"])
+def test_malformed_branch_is_refused(core: Path, branch):
+    with pytest.raises(rel.ReleaseError, match=r"branch: .* is not a core branch"):
+        rel.validate_manifest(manifest(core, branch=branch))
+
+
+def test_pinned_branch_must_match_the_tree(core: Path, tmp_path: Path):
+    assert build(core, tmp_path, "ok", branch="5.1")["manifest"]["branch"] == "5.1"
+    with pytest.raises(rel.ReleaseError, match=r"is moodle 5\.1 \(5\.1\+\), the manifest pins branch 4\.5"):
+        build(core, tmp_path, "bad", branch="4.5")
+    assert not (tmp_path / "bad" / "acme-r1.tar.gz").exists()

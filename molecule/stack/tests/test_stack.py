@@ -14,13 +14,13 @@ import json
 import os
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 REPO = Path(os.environ.get("MOLECULE_PROJECT_DIRECTORY", Path(__file__).resolve().parents[3]))
 INVENTORY = os.environ.get("STACK_INVENTORY", str(REPO / "inventories" / "local"))
-CACHE = Path(os.environ.get("THREE_INSTANCE_CACHE", "/var/cache/three-instance"))
 PHP = "php8.2"
 
 
@@ -53,17 +53,17 @@ HOSTS = sorted(h for h, v in HOSTVARS.items() if v.get("estate_sites"))
 testinfra_hosts = [f"podman://{h}" for h in HOSTS]
 
 
-def _moodle_source() -> str | None:
-    if os.environ.get("MOODLE_SRC"):
-        return os.environ["MOODLE_SRC"]
-    found = sorted(CACHE.glob("moodle*")) if CACHE.is_dir() else []
-    return str(found[0]) if found else None
+# The same Moodle source as the converge (tools/moodle_source.py: MOODLE_SRC, the cache, the download).
+sys.path.insert(0, str(REPO / "tools"))
+import moodle_source
 
-
-MOODLE = _moodle_source()
+MOODLE = moodle_source.resolve()["path"] or None
 needs_moodle = pytest.mark.skipif(
     MOODLE is None,
-    reason="no Moodle source: set MOODLE_SRC to a Moodle tree or tarball to install and check real Moodle",
+    reason=(
+        "no Moodle source: set MOODLE_SRC to a Moodle tree or tarball, or fill "
+        f"{moodle_source.cache_dir()}/moodle-<branch> (docs/test-hosts.md) to install and check real Moodle"
+    ),
 )
 
 
@@ -82,13 +82,12 @@ def installed_sites(host):
     ]
 
 
-def webroot(site):
-    """Web root inside a release by flavour and version (what the web role must render)."""
-    default = "5.1" if site["flavour"] == "moodle" else "17"
-    version = tuple(int(x) for x in str(site["vars"].get("lms_version", default)).split("."))
-    if site["flavour"] == "moodle":
-        return "public" if version >= (5, 1) else ""
-    return "server" if version >= (13,) else ""
+def release_webroot(host, release):
+    """The web root a release's own files give (Moodle 5.1+ public/, Totara 13+ server/, else the root)."""
+    for sub in ("public", "server"):
+        if host.file(f"{release}/{sub}/version.php").exists:
+            return sub
+    return "."
 
 
 def db_is_local(site):
@@ -296,8 +295,7 @@ def test_site_layout_and_permissions(host):
         assert ("$CFG->noemailever = true;" in text) == (site["tier"] in ("dev", "qa"))
         assert ("\\core\\session\\redis" in text) == redis_on(site)
         assert ("'dbsocket' =>" in text) == db_is_local(site)
-        if webroot(site) == "public":
-            assert "$CFG->routerconfigured = true;" in text
+        assert ("$CFG->routerconfigured = true;" in text) == (site["flavour"] == "moodle")
         assert host.run(f"php -l {cfg.path}").rc == 0
 
 
@@ -344,8 +342,8 @@ def test_nginx_server_blocks(host):
     assert host.run("nginx -t").rc == 0
     for site in sites_of(host):
         conf = host.file(f"/etc/nginx/sites-enabled/{site['name']}.conf").content_string
-        sub = webroot(site)
-        assert f"root /srv/lms/{site['name']}/current{'/' + sub if sub else ''};" in conf
+        # the release's own web root, through its .webroot link (test_code_is_an_atomic_release)
+        assert f"root /srv/lms/{site['name']}/current/.webroot;" in conf
         assert "fastcgi_param SCRIPT_FILENAME $realpath_root$fastcgi_script_name;" in conf
         assert ("try_files $uri $uri/ /r.php;" in conf) == (site["flavour"] == "moodle")
         if site["wwwroot"].startswith("https://"):
@@ -403,8 +401,14 @@ def test_code_is_an_atomic_release(host):
         assert host.file(f"{current.linked_to}/.three-instance-release").exists
         stub = host.file(f"{current.linked_to}/config.php")
         assert stub.user == "root" and "/../../shared/config.php" in stub.content_string
-        setup = "server/lib/setup.php" if webroot(site) == "server" else "lib/setup.php"
+        sub = release_webroot(host, current.linked_to)
+        setup = "server/lib/setup.php" if sub == "server" else "lib/setup.php"
         assert f"require_once(__DIR__ . '/{setup}');" in stub.content_string
+        # nginx serves current/.webroot: the web root belongs to the release and switches with it
+        webroot = host.file(f"{current.linked_to}/.webroot")
+        assert webroot.is_symlink and webroot.linked_to == (
+            f"{current.linked_to}/{sub}" if sub != "." else current.linked_to
+        )
         assert host.run(f"find {current.linked_to} -maxdepth 2 ! -user root | head -1").stdout == ""
 
 
