@@ -52,6 +52,22 @@ options:
         the target tier's policy (for example C(noemailever), C(theme_boost/brandcolor)).
     type: dict
     default: {}
+  allow_live:
+    description:
+      - Restore into a Live site. Without it the module refuses (also in check mode) when the target
+        is Live - its code root is in a site folder C(<customer>-live) (C(<code_dir>/acme-live/current)),
+        its deployment record there (C(deployment.json)) names a Live site, or I(site) or I(web_user)
+        is a Live site's name - before the backup store is read.
+      - Even with it, Live is restored only from its own backups (I(source_site) unset or the Live
+        site itself).
+    type: bool
+    default: false
+  allow_live_reason:
+    description:
+      - Why Live is restored (for example the incident or change ticket); required, not blank and at
+        most 500 characters with I(allow_live=true). It is returned (RV(live_override)) and warned,
+        so it stays in the job's log.
+    type: str
 notes:
   - Check mode checks the manifest and lists the objects (the backup is complete), without downloading.
   - The staging folder C(<dataroot>.restoring) needs room for the dump, the dataroot tar and the
@@ -74,6 +90,13 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+target_changed:
+  description: >-
+    On failure only: whether the target had started to change (its database replaced). Until then
+    everything is downloaded and checked into a staging folder, so a failure leaves the target as
+    it was and it may serve again; after it, the target holds part of the backup.
+  returned: failure
+  type: bool
 backup_id:
   description: The backup restored (or that would be).
   returned: always
@@ -106,26 +129,49 @@ seconds:
   description: Wall time.
   returned: changed
   type: float
+live_override:
+  description: The Live site restored into with I(allow_live), and the reason given.
+  returned: when the target is a Live site
+  type: dict
+  sample: {"site": "acme-live", "reason": "INC-7: database lost, restore last night's backup"}
 """
 
 from ansible.module_utils.backup import RESTORE_ARGS, SITE_ARGS, BackupError, restore
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-from ansible.module_utils.moodle_cli import COMMON_ARGS, MoodleError
+from ansible.module_utils.moodle_cli import COMMON_ARGS, LIVE_GUARD_ARGS, MoodleError, live_guard
 from ansible.module_utils.s3_store import HAS_BOTO3, S3_ARGS, StoreError
 
 
 def main():
     module = AnsibleModule(
-        argument_spec={**COMMON_ARGS, **S3_ARGS, **SITE_ARGS, **RESTORE_ARGS},
+        argument_spec={**COMMON_ARGS, **S3_ARGS, **SITE_ARGS, **RESTORE_ARGS, **LIVE_GUARD_ARGS},
         required_if=[("encryption", "aws:kms", ["kms_key_id"])],
         supports_check_mode=True,
     )
+    try:
+        override = live_guard(module.params, "lms_restore", "restore a backup into")
+    except MoodleError as exc:
+        module.fail_json(msg=str(exc))
+    if override:
+        source = module.params["source_site"] or module.params["site"]
+        if source != override["site"]:
+            module.fail_json(
+                msg=f"lms_restore refuses to restore {source[:80]}'s backup into the Live site "
+                f"{override['site']}: Live is restored only from its own backup "
+                f"(source_site={override['site']}), allow_live or not. Nothing was changed"
+            )
+        module.warn(
+            f"restoring into the Live site {override['site']} (allow_live), reason: {override['reason']}"
+        )
     if not HAS_BOTO3:
         module.fail_json(msg=missing_required_lib("boto3"))
     try:
-        module.exit_json(**restore(module.params, module.check_mode))
+        result = restore(module.params, module.check_mode)
     except (BackupError, StoreError, MoodleError) as exc:
-        module.fail_json(msg=str(exc))
+        module.fail_json(msg=str(exc), target_changed=getattr(exc, "target_changed", False))
+    if override:
+        result["live_override"] = override
+    module.exit_json(**result)
 
 
 if __name__ == "__main__":

@@ -103,6 +103,21 @@ options:
     description: Kill all sessions and purge all caches after a change.
     type: bool
     default: true
+  allow_live:
+    description:
+      - Sanitise a Live site. Without it the module refuses (also in check mode) when the site is
+        Live - its code root is in a site folder C(<customer>-live) (C(<code_dir>/acme-live/current)),
+        its deployment record there (C(deployment.json)) names a Live site, or I(web_user) is a Live
+        site's name - before anything is read or changed.
+      - I(state=verified) changes nothing and is not refused.
+    type: bool
+    default: false
+  allow_live_reason:
+    description:
+      - Why a Live site is sanitised (for example the incident or change ticket); required, not blank
+        and at most 500 characters with I(allow_live=true). It is returned (RV(live_override)) and
+        warned, so it stays in the job's log.
+    type: str
 notes:
   - Supports check mode - it reports how many rows each step would change.
   - Run it with the site in maintenance mode (see the C(refresh_qa.yml) playbook).
@@ -167,10 +182,22 @@ verification:
   description: What verification found (active users that are not allowed, real emails, mail settings).
   returned: always
   type: dict
+live_override:
+  description: The Live site sanitised with I(allow_live), and the reason given.
+  returned: when a Live site was sanitised with I(allow_live)
+  type: dict
+  sample: {"site": "acme-live", "reason": "INC-42: scrub leaked test data"}
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.moodle_cli import COMMON_ARGS, MoodleError, MoodleSite, fail_module
+from ansible.module_utils.moodle_cli import (
+    COMMON_ARGS,
+    LIVE_GUARD_ARGS,
+    MoodleError,
+    MoodleSite,
+    fail_module,
+    live_guard,
+)
 from ansible.module_utils.sanitise import sanitise, verify
 
 
@@ -204,12 +231,20 @@ def main():
                 },
             },
             purge={"type": "bool", "default": True},
+            **LIVE_GUARD_ARGS,
         ),
         supports_check_mode=True,
     )
     params = dict(module.params, check_mode=module.check_mode)
     result = {"changed": False}
     try:
+        if params["state"] == "sanitised":
+            override = live_guard(params, "lms_sanitise", "sanitise (anonymise every real user of)")
+            if override:
+                result["live_override"] = override
+                module.warn(
+                    f"sanitising the Live site {override['site']} (allow_live), reason: {override['reason']}"
+                )
         site = MoodleSite.from_params(module.params)
         if params["state"] == "sanitised":
             report = sanitise(site, params)

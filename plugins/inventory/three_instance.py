@@ -153,10 +153,21 @@ options:
     description: The EC2 tag that lists an instance's host roles, separated by commas or spaces (V(web,db)).
     type: str
     default: "lms:role"
+  tag_estate:
+    description:
+      - The EC2 tag that names an instance's estate. With O(ec2=true), O(ec2_filters) must hold
+        C(tag:<tag_estate>) equal to the estate's O(name), and an instance whose tag differs is skipped
+        with a warning, so that an instance tagged with a customer and tier by anyone who may tag
+        instances in the account does not join this estate.
+    type: str
+    default: "lms:estate"
   ec2_filters:
     description:
-      - "Further server-side filters for C(describe_instances), as a mapping of filter name to a value
+      - "Server-side filters for C(describe_instances), as a mapping of filter name to a value
         or list of values (for example C({'tag:lms:estate': 'example'}))."
+      - "Required with O(ec2=true): the estate tag filter C(tag:<tag_estate>) with the estate's name as
+        its value (C({'tag:lms:estate': 'example'}) for the estate V(example)); an estate without it is
+        refused."
       - C(instance-state-name=running) and C(tag-key=<tag_customer>) always apply.
     type: dict
     default: {}
@@ -166,6 +177,9 @@ options:
       - "Each is C(tag:<key>) or one of V(private-dns-name), V(dns-name), V(private-ip-address),
         V(ip-address), V(instance-id). If none gives a name, or the name is taken already, the
         instance id is used (with a warning)."
+      - "A name that breaks the rule for static host names (letters, digits and C(_.:-), at most 253
+        characters; no C(/) or spaces, so C(../../x) never reaches the fact cache's file names) skips
+        the instance with a warning that names its instance id (an error with O(ec2_unknown=error))."
     type: list
     elements: str
     default: ["tag:Name", "private-dns-name", "private-ip-address", "instance-id"]
@@ -233,6 +247,8 @@ customers:
         wwwroot: https://lms.initech.example
 ec2: true
 regions: [eu-west-1, eu-west-2]
+ec2_filters:
+  "tag:lms:estate": example       # required: only this estate's instances (tagged lms:estate=example)
 keyed_groups:
   - key: ec2_region | default('static')
     prefix: region
@@ -296,7 +312,12 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
                 default_name=os.path.basename(os.path.dirname(os.path.abspath(path))) or "estate",
                 host_roles=self.get_option("host_roles"),
             )
-            records = self._ec2_records(path, source, cache) if self.get_option("ec2") else []
+            records = []
+            if self.get_option("ec2"):
+                estate.check_ec2_filters(
+                    source, model.name, self.get_option("ec2_filters"), self.get_option("tag_estate")
+                )
+                records = self._ec2_records(path, source, cache)
             built = estate.build_inventory(
                 model,
                 records,
@@ -307,6 +328,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
                 ansible_host=self.get_option("ec2_ansible_host"),
                 on_unknown=self.get_option("ec2_unknown"),
                 limit_sites=self.get_option("limit_sites"),
+                tag_estate=self.get_option("tag_estate") if self.get_option("ec2") else None,
             )
         except estate.EstateError as exc:
             raise AnsibleParserError(str(exc)) from None

@@ -34,6 +34,7 @@ import os
 import pwd
 import re
 import shutil
+import stat
 import subprocess
 import sys
 import tarfile
@@ -68,10 +69,10 @@ PACK_TARGET = 16 * 1024 * 1024
 DATAROOT_EXCLUDED = frozenset(
     {"filedir", "cache", "localcache", "sessions", "temp", "trashdir", "lock", "climaintenance.html"}
 )
-BACKUP_ID = re.compile(r"^[0-9A-Za-z][0-9A-Za-z._-]{0,63}$")
-SHA1_NAME = re.compile(r"^[0-9a-f]{40}$")
+BACKUP_ID = re.compile(r"\A[0-9A-Za-z][0-9A-Za-z._-]{0,63}\Z")
+SHA1_NAME = re.compile(r"\A[0-9a-f]{40}\Z")
 MYSQL_TYPES = ("mysqli", "mariadb", "auroramysql")
-SQL_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,60}$")
+SQL_NAME = re.compile(r"\A[A-Za-z0-9_.-]{1,60}\Z")
 
 #: The site whose backups a module handles (with S3_ARGS, and moodle_cli.COMMON_ARGS when it runs PHP).
 SITE_ARGS = {
@@ -1070,6 +1071,43 @@ def restore(params: dict, check_mode: bool = False) -> dict:
         return {**result, "changed": False, "msg": f"{marker} is already restored here"}
     if check_mode:
         return result
+    # A failure says whether the target had changed (exc.target_changed): before that, the site
+    # still holds its own content and may serve again; after it, it holds part of the backup.
+    changed = [False]
+    try:
+        files = _restore_into(site, cfg, manifest, marker, store, keys, content, settings, params, changed)
+    except Exception as exc:
+        exc.target_changed = changed[0]
+        raise
+    return {**result, "filedir": files, "seconds": round(time.monotonic() - started, 2)}
+
+
+def _read_regular_file(path: str, limit: int = 1 << 20):
+    """The bytes of ``path`` if it is a regular file (never through a symlink), else None."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_NONBLOCK", 0))
+    except OSError:
+        return None  # absent, or a symlink (ELOOP)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        return os.read(fd, limit)
+    finally:
+        os.close(fd)
+
+
+def _write_new_file(path: str, data: bytes, owner) -> None:
+    """Create ``path`` (never through a link, never over an existing file), write, chown its fd."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o640)
+    try:
+        os.write(fd, data)
+        os.fchown(fd, *owner)
+    finally:
+        os.close(fd)
+
+
+def _restore_into(site, cfg, manifest, marker, store, keys, content, settings, params, changed) -> int:
+    """The changing part of :func:`restore`; sets ``changed[0]`` once the target starts to change."""
     dataroot = cfg["dataroot"].rstrip("/")
     user = pwd.getpwnam(site.web_user)
     owner = (user.pw_uid, user.pw_gid)
@@ -1084,12 +1122,15 @@ def restore(params: dict, check_mode: bool = False) -> dict:
         )
         files = fetched.pop("filedir")
         # Everything is verified: from here on the target changes.
+        changed[0] = True
         load_database(cfg, fetched["database"], objects["database"]["format"], params)
         old = staging + "/previous"
-        maintenance = os.path.join(dataroot, "climaintenance.html")
-        if os.path.isfile(maintenance):  # a site in maintenance stays in it across the swap
-            shutil.copy2(maintenance, os.path.join(new_dataroot, "climaintenance.html"))
-            os.chown(os.path.join(new_dataroot, "climaintenance.html"), *owner)
+        # A site in maintenance stays in it across the swap. The flag is in a folder the site's user
+        # writes: read it without following a link, and only a regular file (else root would copy
+        # whatever the link points at into a file the site user owns).
+        flag = _read_regular_file(os.path.join(dataroot, "climaintenance.html"))
+        if flag is not None:
+            _write_new_file(os.path.join(new_dataroot, "climaintenance.html"), flag, owner)
         if os.path.isdir(dataroot):
             os.rename(dataroot, old)
         os.rename(new_dataroot, dataroot)
@@ -1109,7 +1150,7 @@ def restore(params: dict, check_mode: bool = False) -> dict:
         site.cfg_set(name, None if value is None else str(value), component or None)
     site.cfg_set("restored_backup", marker, "three_instance")
     site.cli("purge_caches.php")
-    return {**result, "filedir": files, "seconds": round(time.monotonic() - started, 2)}
+    return files
 
 
 def cfg_marker(site: MoodleSite) -> str | None:

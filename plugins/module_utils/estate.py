@@ -38,11 +38,24 @@ _FULL_DAYS = {
 
 NAME_RE = re.compile(r"[a-z][a-z0-9]*\Z")
 HOSTNAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:\-]*\Z")
+
+
+def valid_host_name(name) -> bool:
+    """The rule for inventory host names, static or from EC2 (each names a file in the fact cache)."""
+    return isinstance(name, str) and len(name) <= 253 and HOSTNAME_RE.match(name) is not None
+
+
 TIME_RE = re.compile(r"(\d{1,2}):(\d{2})\Z")
 WINDOW_RE = re.compile(
     r"\s*(?P<days>\S+)\s+(?P<start>[^\s-]+)\s*-\s*(?P<end>[^\s-]+)(?:\s+(?P<tz>\S+))?\s*\Z"
 )
-WWWROOT_RE = re.compile(r"https?://[^\s/?#]+(/[^\s?#]*)?\Z")
+#: An RFC 1123 host label: letters, digits, hyphens (not first or last), 1-63 characters.
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+#: http(s)://<RFC 1123 host name>[:port][/path]: the host reaches nginx's server_name and the
+#: certificate's SAN, the path nginx's locations, so neither may carry ; " { } ( ) or spaces.
+WWWROOT_RE = re.compile(
+    rf"https?://(?P<host>{_LABEL}(?:\.{_LABEL})*)(?::(?P<port>[0-9]{{1,5}}))?(?P<path>(?:/[A-Za-z0-9._~-]+)*)/?\Z"
+)
 PLACEHOLDER_RE = re.compile(r"\{([^{}]*)\}")
 
 # Keys allowed at each level of an estate (anything else is reported as a typo).
@@ -88,6 +101,12 @@ class _Ctx:
 
     def fail(self, where: str, problem: str):
         raise EstateError(f"{self.source}: {where}: {problem}" if where else f"{self.source}: {problem}")
+
+
+def _cut(text, limit: int = 80) -> str:
+    """Input quoted back in a message, cut short (a 5,000-character value is not echoed whole)."""
+    text = str(text)
+    return text if len(text) <= limit else text[:limit] + f"...({len(text)} characters)"
 
 
 def _join(*parts: str) -> str:
@@ -377,8 +396,16 @@ def _expand_wwwroot(ctx: _Ctx, where: str, value, customer: str, tier: str) -> s
         return customer if key == "customer" else tier
 
     url = PLACEHOLDER_RE.sub(repl, value)
-    if not WWWROOT_RE.match(url):
-        ctx.fail(where, f"{url!r} is not an http(s) URL")
+    match = WWWROOT_RE.fullmatch(url)
+    if not re.match(r"https?://", url):
+        ctx.fail(where, f"{_cut(url)!r} is not an http(s) URL")
+    if not match or len(match.group("host")) > 253 or not 0 < int(match.group("port") or 80) <= 65535:
+        ctx.fail(
+            where,
+            f"{_cut(url)!r} is not an http(s) URL with an RFC 1123 host name (labels of letters, digits "
+            "and inner hyphens, at most 63 characters each, 253 in all), an optional port 1-65535 and "
+            "a path of letters, digits and . _ ~ -",
+        )
     if url.endswith("/"):
         ctx.fail(where, f"{url!r} must not end with a slash (Moodle's wwwroot has none)")
     return url
@@ -415,8 +442,8 @@ def parse_estate(
     # static hosts and their own host vars
     static_hosts: dict = {}
     for host, hvars in _check_mapping(ctx, "hosts", config.get("hosts")).items():
-        if not isinstance(host, str) or not HOSTNAME_RE.match(host):
-            ctx.fail("hosts", f"{host!r} is not a valid host name")
+        if not valid_host_name(host):
+            ctx.fail("hosts", f"{_cut(host)!r} is not a valid host name")
         hvars = dict(_check_mapping(ctx, f"hosts.{host}", hvars))
         for var in hvars:
             if not isinstance(var, str) or not var.isidentifier():
@@ -596,6 +623,31 @@ def ec2_hostname(record: Mapping, preferences: Iterable[str]) -> str | None:
     return None
 
 
+def check_ec2_filters(source: str, estate_name: str, filters: Mapping | None, tag_estate: str) -> None:
+    """EC2 discovery must be scoped to this estate: ``ec2_filters`` holds ``tag:<tag_estate>`` equal
+    to the estate's name. Without it any instance that carries the customer tag - tagged by anyone
+    who may tag instances in the account - would join a customer's sites and get their secrets."""
+    ctx = _Ctx(source)
+    if not isinstance(tag_estate, str) or not tag_estate.strip():
+        ctx.fail("tag_estate", "must name the EC2 tag that holds an instance's estate (default lms:estate)")
+    key = f"tag:{tag_estate}"
+    wanted = f"{{{key!r}: {estate_name!r}}}"
+    filters = filters or {}
+    if key not in filters:
+        ctx.fail(
+            "ec2_filters",
+            f"ec2: true needs the estate tag filter {wanted} (and this estate's instances tagged "
+            f"{tag_estate}={estate_name}); without it any running instance with the customer and tier "
+            "tags would join the estate",
+        )
+    value = filters[key]
+    values = value if isinstance(value, list) else [value]
+    if [str(v) for v in values] != [estate_name]:
+        ctx.fail(
+            "ec2_filters", f"{key}: {_cut(value)!r} is not this estate's name {estate_name!r}: use {wanted}"
+        )
+
+
 def check_ec2_options(source: str, hostnames: Iterable[str], ansible_host: str, on_unknown: str) -> None:
     ctx = _Ctx(source)
     for pref in hostnames:
@@ -657,12 +709,17 @@ def build_inventory(
     ansible_host: str = "private-ip-address",
     on_unknown: str = "warn",
     limit_sites: Iterable[str] | str | None = None,
+    tag_estate: str | None = None,
 ) -> Inventory:
     """Join the static and EC2 hosts to the estate's sites and compute groups and host vars.
 
     Groups: tier (dev, qa, live), flavour (moodle, totara) > customer (acme) > site (acme_dev, a
     child of its customer and its tier), host role (web, db). Hosts are members of their site
     groups and host-role groups; tier, customer and flavour membership follows from nesting.
+
+    An EC2 instance whose host name breaks the static host rule (``HOSTNAME_RE``: it becomes a file
+    name in the fact cache) is skipped with a warning; with ``tag_estate`` so is an instance whose
+    estate tag is not this estate's name.
     """
     ctx = _Ctx(estate.source)
     hostnames = tuple(hostnames)
@@ -691,7 +748,9 @@ def build_inventory(
         tier = (tags.get(tag_tier) or "").strip()
         roles = [r for r in re.split(r"[,\s]+", tags.get(tag_roles) or "") if r]
         problem = None
-        if customer not in estate.customers:
+        if tag_estate is not None and (tags.get(tag_estate) or "").strip() != estate.name:
+            problem = f"tag {tag_estate}={_cut(tags.get(tag_estate))!r} is not this estate ({estate.name!r})"
+        elif customer not in estate.customers:
             problem = f"tag {tag_customer}={customer!r} names no customer of the estate"
         elif tier not in TIERS:
             problem = f"tag {tag_tier}={tier!r} is not a tier ({', '.join(TIERS)})"
@@ -711,6 +770,15 @@ def build_inventory(
         if site is None:  # outside limit_sites
             continue
         name = ec2_hostname(rec, hostnames) or rec["id"]
+        if not valid_host_name(name):
+            message = (
+                f"{estate.source}: EC2 instance {rec['id']} in {rec['region']}: host name {_cut(name)!r} "
+                "is not a valid host name (letters, digits, '_', '.', ':', '-'; no '/' or spaces)"
+            )
+            if on_unknown == "error":
+                raise EstateError(message)
+            inv.warnings.append(message + "; instance skipped")
+            continue
         if name in host_vars_own or name in group_names:
             inv.warnings.append(
                 f"{estate.source}: EC2 instance {rec['id']} in {rec['region']}: host name {name!r} is "

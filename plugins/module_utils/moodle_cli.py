@@ -41,6 +41,16 @@ COMMON_ARGS = {
 }
 
 
+#: Options of the modules that refuse a Live site unless told (lms_sanitise, lms_restore).
+LIVE_GUARD_ARGS = {
+    "allow_live": {"type": "bool", "default": False},
+    "allow_live_reason": {"type": "str"},
+}
+ALLOW_LIVE_REASON_MAX = 500
+#: A site's name: ``<customer>-<tier>`` (the estate's rule).
+SITE_NAME_RE = re.compile(r"\A[a-z][a-z0-9]*-(dev|qa|live)\Z")
+
+
 # --------------------------------------------------------------------------------------------------------
 # Exit codes documented by Moodle's CLI scripts.
 
@@ -56,6 +66,21 @@ NAGIOS = {0: "ok", 1: "warning", 2: "critical", 3: "unknown"}
 HELPER_MARKER = "@@LMS-RESULT@@"
 
 
+MASK = "********"
+
+
+def mask_argv(cmd) -> list:
+    """``cmd`` as it may be shown: the value of every ``--name=value`` / ``-x=value`` argument
+    masked (a value may be a secret; none is ever shown in a message or a result)."""
+    out = []
+    for arg in cmd or ():
+        arg = str(arg)
+        if arg.startswith("-") and "=" in arg:
+            arg = arg.split("=", 1)[0] + "=" + MASK
+        out.append(arg)
+    return out
+
+
 class MoodleError(Exception):
     """A Moodle call failed; ``str()`` says what happened and what to do."""
 
@@ -65,7 +90,7 @@ class MoodleError(Exception):
         self.rc = rc
         self.stdout = stdout
         self.stderr = stderr
-        self.cmd = cmd
+        self.cmd = mask_argv(cmd) if cmd else cmd
 
     def details(self) -> dict:
         """Extra keys for ``fail_json`` (output tails, never secrets: they travel on stdin)."""
@@ -169,7 +194,7 @@ def read_deployment_record(path: str | None, code_root: str) -> dict:
             ) from exc
         if isinstance(record, dict):
             for key in ("release_id", "release", "id"):
-                if isinstance(record.get(key), str | int):
+                if isinstance(record.get(key), (str, int)):
                     release_id = str(record[key])
                     break
     if release_id is None:
@@ -177,6 +202,79 @@ def read_deployment_record(path: str | None, code_root: str) -> dict:
         if os.path.basename(os.path.dirname(real)) == "releases":
             release_id = os.path.basename(real)
     return {"release_id": release_id, "record": record}
+
+
+# --------------------------------------------------------------------------------------------------------
+# Which site (and tier) a code root belongs to, from the host.
+
+
+def site_tier_facts(path: str, site: str | None = None, web_user: str | None = None) -> list[tuple]:
+    """What tells which site the code root ``path`` belongs to: ``[(fact, site, tier), ...]``.
+
+    Read on the host, as the lms role lays sites out (``<code_dir>/<site>/current ->
+    releases/<id>``): the site folder that holds the code root, and the site named by the
+    deployment record in it (``<site>/deployment.json``, root-owned); then the ``site`` and
+    ``web_user`` options when they are site names (the role's site user is the site's name). Only
+    names of the form ``<customer>-<tier>`` count."""
+    facts = []
+    folders = []
+    real = os.path.realpath(path)
+    if os.path.basename(os.path.dirname(real)) == "releases":
+        folders.append(os.path.dirname(os.path.dirname(real)))
+    folders.append(os.path.dirname(os.path.abspath(path)))
+    for folder in dict.fromkeys(folders):
+        name = os.path.basename(folder)
+        match = SITE_NAME_RE.match(name)
+        if match:
+            facts.append((f"its code root is in the site folder {folder}", name, match.group(1)))
+        record_path = os.path.join(folder, "deployment.json")
+        try:
+            with open(record_path, encoding="utf-8") as handle:
+                record = json.load(handle)
+        except (OSError, ValueError):
+            record = None
+        named = record.get("site") if isinstance(record, dict) else None
+        match = SITE_NAME_RE.match(named) if isinstance(named, str) else None
+        if match:
+            facts.append((f"its deployment record {record_path} names site {named}", named, match.group(1)))
+    for option, value in (("site", site), ("web_user", web_user)):
+        match = SITE_NAME_RE.match(value) if isinstance(value, str) else None
+        if match:
+            facts.append((f"option {option}={value}", value, match.group(1)))
+    return facts
+
+
+def live_guard(params: dict, module: str, action: str) -> dict | None:
+    """Refuse to ``action`` a Live site unless ``allow_live`` with a reason (:data:`LIVE_GUARD_ARGS`).
+
+    The site counts as Live when any fact of :func:`site_tier_facts` says so. Returns ``None`` for
+    a site that is not Live, else ``{"site", "reason"}`` (the override, to record)."""
+    allow = bool(params.get("allow_live"))
+    reason = params.get("allow_live_reason")
+    if allow:
+        if reason is None or not str(reason).strip():
+            raise MoodleError(
+                "allow_live: true needs allow_live_reason: why this Live site is changed "
+                "(for example the incident or change ticket); it is recorded. Nothing was changed"
+            )
+        if len(str(reason)) > ALLOW_LIVE_REASON_MAX:
+            raise MoodleError(
+                f"allow_live_reason is {len(str(reason))} characters long; at most "
+                f"{ALLOW_LIVE_REASON_MAX}. Nothing was changed"
+            )
+    facts = site_tier_facts(params["path"], params.get("site"), params.get("web_user"))
+    live = [fact for fact in facts if fact[2] == "live"]
+    if not live:
+        return None
+    name = live[0][1]
+    if not allow:
+        raise MoodleError(
+            f"{module} refuses to {action} {name}: it is a Live site ("
+            + "; ".join(fact[0] for fact in live)
+            + "). To do it anyway set allow_live: true and allow_live_reason: '<why, e.g. the ticket>' "
+            "(the reason is recorded). Nothing was changed"
+        )
+    return {"site": name, "reason": str(reason).strip()}
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -347,7 +445,7 @@ def run_command(cmd, *, cwd=None, stdin=None, timeout=600, env=None) -> CliResul
             os.killpg(proc.pid, signal.SIGKILL)
         out, err = proc.communicate()
         raise MoodleError(
-            f"timed out after {timeout} s: {' '.join(cmd)}; raise 'timeout' if the site is slow, "
+            f"timed out after {timeout} s: {' '.join(mask_argv(cmd))}; raise 'timeout' if the site is slow, "
             "or look for a stuck lock or database",
             stdout=out,
             stderr=err,
@@ -535,11 +633,14 @@ class MoodleSite:
         return None if result.rc == CFG_NOT_SET else result.stdout
 
     def cfg_set(self, name: str, value: str | None, component: str | None = None) -> None:
-        """Set (or with ``None`` unset) a setting; rc 4 means config.php forces it."""
+        """Set (or with ``None`` unset) a setting; rc 4 means config.php forces it.
+
+        The arguments reach ``cfg.php`` on stdin (``private_args``), never on the command line: a
+        value may be a secret (an SMTP password, an API key) and argv shows in ``ps``."""
         args = [f"--name={name}", "--unset" if value is None else f"--set={value}"]
         if component and component != "core":  # --component=core would write to config_plugins
             args.append(f"--component={component}")
-        result = self.cli("cfg.php", *args, ok=None)
+        result = self.cli("cfg.php", *args, ok=None, private_args=True)
         if result.rc == CFG_FORCED:
             raise MoodleError(forced_message(name, component), rc=result.rc, stderr=result.stderr)
         if result.rc != 0:

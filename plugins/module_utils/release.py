@@ -45,9 +45,9 @@ S3_ERRORS = (BotoCoreError, ClientError)
 BUNDLE_MTIME = 946684800
 #: Where the bundle keeps its manifest, relative to the code root (hidden: never served by nginx).
 MANIFEST_MEMBER = ".three-instance/release.json"
-RELEASE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
-COMPONENT = re.compile(r"^([a-z][a-z0-9]*)_([a-z](?:[a-z0-9_]*[a-z0-9])?)$")
-SHA256 = re.compile(r"^[0-9a-f]{64}$")
+RELEASE_ID = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9._-]{0,99}\Z")
+COMPONENT = re.compile(r"\A([a-z][a-z0-9]*)_([a-z](?:[a-z0-9_]*[a-z0-9])?)\Z")
+SHA256 = re.compile(r"\A[0-9a-f]{64}\Z")
 FLAVOURS = ("moodle", "totara")
 #: a core branch as operators name it: "4.5", "5.1" (Moodle), "17" (Totara)
 BRANCH = re.compile(r"\A[0-9]{1,2}(\.[0-9]{1,2})?\Z")
@@ -82,6 +82,12 @@ def _expand(value: str, field: str, errors: list[str], variables: dict) -> str:
         return str(found)
 
     return re.sub(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}", repl, value)
+
+
+def _cut(text, limit: int = 80) -> str:
+    """Input quoted back in a message, cut short."""
+    text = str(text)
+    return text if len(text) <= limit else text[:limit] + f"...({len(text)} characters)"
 
 
 def _source(entry, field: str, base_dir: str, errors: list[str], variables: dict) -> dict:
@@ -120,8 +126,12 @@ def _source(entry, field: str, base_dir: str, errors: list[str], variables: dict
     else:
         allowed.add("ref")
         ref = entry.get("ref")
+        if value.startswith("-"):
+            errors.append(f"{field}.git: {_cut(value)!r} must not start with '-' (git would read an option)")
         if not isinstance(ref, str) or not ref:
             errors.append(f"{field}.ref: a git source needs a ref (tag, branch or commit)")
+        elif ref.startswith("-"):
+            errors.append(f"{field}.ref: {_cut(ref)!r} must not start with '-' (git would read an option)")
         out.update(url=value, ref=ref)
     unknown = sorted(set(entry) - allowed)
     if unknown:
@@ -321,17 +331,24 @@ def resolve_source(source: dict, field: str, cache_dir: str) -> tuple[str, dict]
                 raise ReleaseError(f"{field}: cannot unpack {archive}: {exc}") from exc
             os.rename(partial, target)
         return _single_top(target), {"type": "archive", "sha256": source["sha256"]}
-    # git: one clone per URL, checked out at the ref; the commit identifies the source.
+    # git: one clone per URL, checked out at the ref; the commit identifies the source. Neither the
+    # URL nor the ref may be read as an option: "--" ends clone's options, and after the ref it makes
+    # checkout take the ref as a revision (a ref that starts with '-' is refused before).
+    for key in ("url", "ref"):
+        if not isinstance(source.get(key), str) or not source[key] or source[key].startswith("-"):
+            raise ReleaseError(f"{field}: git {key} {_cut(source.get(key))!r} must not start with '-'")
     clone = os.path.join(cache_dir, "git-" + hashlib.sha256(source["url"].encode()).hexdigest()[:16])
     try:
         if not os.path.isdir(os.path.join(clone, ".git")):
-            subprocess.run(["git", "clone", "--quiet", source["url"], clone], check=True, capture_output=True)
+            subprocess.run(
+                ["git", "clone", "--quiet", "--", source["url"], clone], check=True, capture_output=True
+            )
         else:
             subprocess.run(
                 ["git", "-C", clone, "fetch", "--quiet", "--tags", "origin"], check=True, capture_output=True
             )
         subprocess.run(
-            ["git", "-C", clone, "checkout", "--quiet", "--force", source["ref"]],
+            ["git", "-C", clone, "checkout", "--quiet", "--force", source["ref"], "--"],
             check=True,
             capture_output=True,
         )

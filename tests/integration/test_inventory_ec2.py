@@ -34,7 +34,12 @@ def cloud(s3_endpoint):
     """Tagged instances in two regions. Tag keys are unique to this run, so other instances in the
     shared moto server are not seen."""
     prefix = f"t{uuid.uuid4().hex[:6]}"
-    tag = {"customer": f"{prefix}:customer", "tier": f"{prefix}:tier", "role": f"{prefix}:role"}
+    tag = {
+        "customer": f"{prefix}:customer",
+        "tier": f"{prefix}:tier",
+        "role": f"{prefix}:role",
+        "estate": f"{prefix}:estate",
+    }
     clients = {
         region: boto3.client(
             "ec2",
@@ -51,11 +56,13 @@ def cloud(s3_endpoint):
         for region, client in clients.items()
     }
 
-    def run(region, customer, tier, roles, name=None):
+    def run(region, customer, tier, roles, name=None, estate_name="cloud"):
         client = clients[region]
         image = images[region]
         tags = [{"Key": tag["customer"], "Value": customer}, {"Key": tag["tier"], "Value": tier}]
         tags.append({"Key": tag["role"], "Value": roles})
+        if estate_name:
+            tags.append({"Key": tag["estate"], "Value": estate_name})
         if name:
             tags.append({"Key": "Name", "Value": name})
         found = client.run_instances(
@@ -76,6 +83,11 @@ def cloud(s3_endpoint):
         "stray": run("eu-west-1", "nobody", "live", "web", "stray1"),
         "globex-live1": run("us-east-2", "globex", "live", "web db", "globex-live1"),
         "globex-qa1": run("us-east-2", "globex", "qa", "web,db", "globex-qa1"),
+        # someone tags an instance into acme's Live: without the estate tag it never joins
+        "intruder": run("eu-west-1", "acme", "live", "web", "intruder1", estate_name=None),
+        "other-estate": run("eu-west-1", "acme", "live", "web", "other1", estate_name="elsewhere"),
+        # a Name tag that is a path: skipped, never a host name (nor a fact cache file name)
+        "traversal": run("eu-west-1", "acme", "qa", "web", "../../../tmp/x"),
     }
     clients["eu-west-1"].stop_instances(InstanceIds=[instances["stopped"]["InstanceId"]])
     return {"tag": tag, "instances": instances, "clients": clients, "endpoint": s3_endpoint}
@@ -93,6 +105,8 @@ def estate(cloud, tmp_path: Path, **extra) -> Path:
         "tag_customer": cloud["tag"]["customer"],
         "tag_tier": cloud["tag"]["tier"],
         "tag_roles": cloud["tag"]["role"],
+        "tag_estate": cloud["tag"]["estate"],
+        "ec2_filters": {f"tag:{cloud['tag']['estate']}": "cloud"},
         "tiers": {
             "dev": {"wwwroot": "http://{customer}.dev.lan", "hosts": {"devbox1": ["web", "db"]}},
             "qa": {"wwwroot": "https://{customer}-qa.lms.example.net"},
@@ -158,6 +172,11 @@ def test_groups_and_vars_from_two_regions(cloud, tmp_path):
     assert sorted(data["acme"]["children"]) == ["acme_dev", "acme_live", "acme_qa"]
     assert "stray1" not in data["_meta"]["hostvars"]
     assert "acme-qa-old" not in data["_meta"]["hostvars"]
+    assert not {"intruder1", "other1", "../../../tmp/x"} & set(data["_meta"]["hostvars"])
+    assert inst["traversal"]["InstanceId"] not in data["_meta"]["hostvars"]
+    assert (
+        f"EC2 instance {inst['traversal']['InstanceId']} in eu-west-1: host name '../../../tmp/x'" in stderr
+    )
     assert (
         f"EC2 instance {inst['stray']['InstanceId']} in eu-west-1: tag {cloud['tag']['customer']}='nobody'"
         in stderr
@@ -213,8 +232,19 @@ def test_public_address_and_keyed_groups(cloud, tmp_path):
     assert hosts_of(data, "region_static") == {"devbox1"}
 
 
+def test_ec2_without_the_estate_filter_is_refused(cloud, tmp_path):
+    path = estate(cloud, tmp_path)
+    data = yaml.safe_load(path.read_text())
+    del data["ec2_filters"]
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    _, stderr = inventory(path, check=False)
+    assert "ec2_filters: ec2: true needs the estate tag filter" in stderr
+
+
 def test_unknown_instances_fail_when_asked(cloud, tmp_path):
-    _, stderr = inventory(estate(cloud, tmp_path, ec2_unknown="error"), check=False)
+    # instance ids as names: the instance with a path for a Name tag fails only the name rule
+    path = estate(cloud, tmp_path, ec2_unknown="error", hostnames=["instance-id"])
+    _, stderr = inventory(path, check=False)
     assert f"tag {cloud['tag']['customer']}='nobody' names no customer of the estate" in stderr
 
 

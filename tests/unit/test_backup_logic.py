@@ -194,3 +194,28 @@ def test_content_locates_loose_then_packed_files_of_the_right_size():
     assert content.locate(c, 5, {"p1"}) is None
     assert content.locate(b, 20, {"p1"}) == ("p1", 0)
     assert content.locate("d" * 40, 1) is None
+
+
+# ----- names matched whole (issue 17, item 11) ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["acme\n", "acme-live\n", "x" * 65, ""])
+def test_backup_names_are_matched_whole(name):
+    with pytest.raises(bk.BackupError, match="is not a valid name"):
+        bk.Keys("lms-backups", name, "acme-live")
+    with pytest.raises(bk.BackupError, match="is not a valid name"):
+        bk.Keys("lms-backups", "acme", name)
+
+
+def test_backup_id_with_a_newline_is_refused(monkeypatch):
+    monkeypatch.setattr(bk.MoodleSite, "from_params", lambda params: pytest.fail("site opened"))
+    with pytest.raises(bk.BackupError, match="is not valid"):
+        bk.create_backup({"backup_id": "20260101T000000Z\n"})
+
+
+@pytest.mark.parametrize("dbname", ["moodle\n", "moodle;drop", ""])
+def test_sql_names_are_matched_whole(monkeypatch, tmp_path, dbname):
+    monkeypatch.setattr(bk.MoodleSite, "from_params", lambda params: object())
+    monkeypatch.setattr(bk, "read_site_config", lambda site: {"dbname": dbname, "dbuser": "moodle"})
+    with pytest.raises(bk.BackupError, match="has characters a restore test does not handle"):
+        bk.verify_backup({"scratch_dir": str(tmp_path), "site": "acme-live"})

@@ -6,6 +6,7 @@ import copy
 import re
 from pathlib import Path
 
+import estate as est
 import pytest
 import yaml
 from estate import (
@@ -718,3 +719,114 @@ def test_example_estate():
     live_web = [h for h, e in inv.hosts.items() if "globex_live" in e["groups"] and "web" in e["groups"]]
     assert len(live_web) == 2
     assert inv.warnings == []
+
+
+# ----------------------------------------------------------------------------- issue 17 items 8 and 11
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "../../../tmp/x",
+        "/etc/passwd",
+        "a/b",
+        "..",
+        "x y",
+        "x;rm -rf",
+        "$(id)",
+        "host\tx",
+        "-oProxyCommand=x",
+        "x" * 300,
+    ],
+)
+def test_ec2_names_follow_the_static_host_rule(name):
+    records = [
+        ec2_record(instance("i-0bad", "acme", "qa", "web", name=name), "eu-west-1"),
+        ec2_record(instance("i-0good", "acme", "qa", "db", name="acme-qa-db1"), "eu-west-1"),
+    ]
+    inv = build_inventory(ec2_estate(), records)
+    assert name not in inv.hosts and "i-0bad" not in inv.hosts
+    assert "acme-qa-db1" in inv.hosts
+    warning = next(w for w in inv.warnings if "i-0bad" in w)
+    assert "not a valid host name" in warning and "skipped" in warning
+    assert len(warning) < 400  # a long name is cut short
+    with pytest.raises(EstateError, match="i-0bad"):
+        build_inventory(ec2_estate(), records, on_unknown="error")
+
+
+def test_ec2_instances_of_another_estate_are_skipped():
+    mine = instance("i-1", "acme", "qa", "web", name="acme-qa1")
+    mine["Tags"].append({"Key": "lms:estate", "Value": "test"})
+    other = instance("i-2", "acme", "qa", "web", name="acme-qa2")
+    other["Tags"].append({"Key": "lms:estate", "Value": "elsewhere"})
+    untagged = instance("i-3", "acme", "qa", "web", name="acme-qa3")
+    records = [ec2_record(i, "eu-west-1") for i in (mine, other, untagged)]
+    inv = build_inventory(ec2_estate(), records, tag_estate="lms:estate")
+    assert "acme-qa1" in inv.hosts
+    assert "acme-qa2" not in inv.hosts and "acme-qa3" not in inv.hosts
+    assert any("i-2" in w and "lms:estate" in w for w in inv.warnings)
+
+
+def test_ec2_discovery_needs_the_estate_tag_filter():
+    est.check_ec2_filters(SRC, "test", {"tag:lms:estate": "test"}, "lms:estate")
+    est.check_ec2_filters(SRC, "test", {"tag:lms:estate": ["test"], "vpc-id": "vpc-1"}, "lms:estate")
+    with pytest.raises(
+        EstateError, match=re.escape("ec2_filters: ec2: true needs the estate tag filter")
+    ) as info:
+        est.check_ec2_filters(SRC, "test", {}, "lms:estate")
+    assert "'tag:lms:estate': 'test'" in str(info.value) and str(info.value).startswith(SRC)
+    with pytest.raises(EstateError, match="ec2_filters: ec2: true needs the estate tag filter"):
+        est.check_ec2_filters(SRC, "test", {"tag:Owner": "ops"}, "lms:estate")
+    with pytest.raises(EstateError, match=r"'other' is not this estate's name 'test'"):
+        est.check_ec2_filters(SRC, "test", {"tag:lms:estate": "other"}, "lms:estate")
+    with pytest.raises(EstateError, match=r"is not this estate's name 'test'"):
+        est.check_ec2_filters(SRC, "test", {"tag:lms:estate": ["test", "other"]}, "lms:estate")
+    with pytest.raises(EstateError, match="tag_estate"):
+        est.check_ec2_filters(SRC, "test", {"tag:": "test"}, "")
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        'https://acme.example;"{})',
+        "https://acme.example;include",
+        "https://acme}.example",
+        "https://acme.example\n",
+        "https://user@acme.example",
+        "https://-acme.example",
+        "https://acme-.example",
+        "https://acme..example",
+        "https://" + "a" * 64 + ".example",
+        "https://" + ".".join(["a" * 60] * 5),
+        "https://acme.example:0",
+        "https://acme.example:65536",
+        "https://acme.example:80x",
+        "https://acme_x.example",
+        'https://acme.example/lms";',
+        "https://acme.example/l ms",
+    ],
+)
+def test_wwwroot_host_is_an_rfc1123_name(url):
+    cfg = minimal()
+    cfg["customers"]["acme"]["tiers"]["live"]["wwwroot"] = url
+    with pytest.raises(
+        EstateError, match=r"customer 'acme', tier 'live', wwwroot: .*(is not an http|placeholder)"
+    ):
+        parse(cfg)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://learn.acme.example",
+        "http://localhost:8080",
+        "https://10.0.0.7:65535/moodle",
+        "https://a.example/lms/sub-dir_1.x",
+        "https://" + ".".join(["a" * 63] * 3) + ".example",
+        "http://ACME.Example",
+    ],
+)
+def test_wwwroot_good_names_pass(url):
+    cfg = minimal()
+    cfg["customers"]["acme"]["tiers"]["live"]["wwwroot"] = url
+    assert parse(cfg).sites["acme-live"].wwwroot == url

@@ -296,6 +296,7 @@ def test_ansible_doc_documents_every_option():
         "tag_customer",
         "tag_tier",
         "tag_roles",
+        "tag_estate",
         "ec2_filters",
         "hostnames",
         "ec2_ansible_host",
@@ -312,3 +313,48 @@ def test_ansible_doc_documents_every_option():
     for name in names:
         assert name in options, name
         assert options[name].get("description"), name
+
+
+# ----- EC2 discovery needs an estate tag filter (issue 17, item 8) ----------------------------------------
+
+
+def test_ec2_without_the_estate_tag_filter_is_refused(tmp_path, monkeypatch):
+    from ansible.plugins.inventory import three_instance
+
+    def no_query(*args, **kwargs):
+        raise AssertionError("EC2 was queried although the estate has no estate tag filter")
+
+    monkeypatch.setattr(three_instance.InventoryModule, "_query_ec2", no_query)
+    data = {**ESTATE, "ec2": True, "regions": ["eu-west-1"]}
+    with pytest.raises(AnsibleParserError) as info:
+        run_plugin(write(tmp_path, data))
+    message = str(info.value)
+    assert "estate.yml: ec2_filters: ec2: true needs the estate tag filter" in message
+    assert "'tag:lms:estate': 'unit'" in message
+
+
+def test_ec2_filter_and_record_check_reach_the_query(tmp_path, monkeypatch):
+    from ansible.plugins.inventory import three_instance
+
+    seen = {}
+
+    def fake_query(self, settings, source):
+        seen.update(settings)
+        inst = {
+            "InstanceId": "i-9",
+            "PrivateIpAddress": "10.0.0.9",
+            "Tags": [
+                {"Key": "lms:customer", "Value": "acme"},
+                {"Key": "lms:tier", "Value": "qa"},
+                {"Key": "lms:role", "Value": "web"},
+                {"Key": "lms:estate", "Value": "unit"},
+                {"Key": "Name", "Value": "../../../tmp/x"},
+            ],
+        }
+        return [three_instance._estate().ec2_record(inst, "eu-west-1")]
+
+    monkeypatch.setattr(three_instance.InventoryModule, "_query_ec2", fake_query)
+    data = {**ESTATE, "ec2": True, "regions": ["eu-west-1"], "ec2_filters": {"tag:lms:estate": "unit"}}
+    inv = run_plugin(write(tmp_path, data))
+    assert seen["filters"] == {"tag:lms:estate": "unit"}
+    assert "../../../tmp/x" not in inv.hosts and "i-9" not in inv.hosts

@@ -268,3 +268,130 @@ def test_course_check_mode_changes_nothing(capsys):
     )
     assert result["changed"] is True and result["changes"] == ["created"]
     assert [c[1] for c in site.calls] == ["course_info"]
+
+
+# ----- Live guard of lms_sanitise and lms_restore (issue 17, item 3) -------------------------------------
+
+
+def site_tree(srv: Path, folder: str, record: dict | None = None) -> Path:
+    """``<srv>/<folder>/current -> releases/r1`` holding a Moodle 4.5-style tree, as the lms role lays
+    sites out; returns the ``current`` link."""
+    code = srv / folder / "releases" / "r1"
+    (code / "admin" / "cli").mkdir(parents=True)
+    (code / "version.php").write_text("<?php $version = 2024100700.00;")
+    (srv / folder / "current").symlink_to(code)
+    if record is not None:
+        (srv / folder / "deployment.json").write_text(json.dumps(record))
+    return srv / folder / "current"
+
+
+class NoSite:
+    """A site that must not be touched: the guard refuses before any Moodle call."""
+
+    def __getattr__(self, name):
+        raise AssertionError(f"the site was touched ({name}) although the module should have refused")
+
+
+def sanitise_args(path: Path, **extra) -> dict:
+    return {"path": str(path), "keep_usernames": ["admin"], **extra}
+
+
+def test_sanitise_refuses_a_live_site_without_allow_live(capsys, tmp_path):
+    mod = load("lms_sanitise")
+    live = site_tree(tmp_path, "acme-live", {"site": "acme-live", "release": "r1"})
+    for extra in ({}, {"_ansible_check_mode": True}):
+        result = run(mod, sanitise_args(live, **extra), capsys, NoSite())
+        assert result["failed"], result
+        assert "acme-live" in result["msg"] and "allow_live" in result["msg"]
+        assert "allow_live_reason" in result["msg"]  # says how to override
+
+
+def test_sanitise_live_guard_reads_the_deployment_record(capsys, tmp_path):
+    mod = load("lms_sanitise")
+    # The code root's folder says nothing; the site's deployment record on the host names Live.
+    odd = site_tree(tmp_path, "site7", {"site": "acme-live", "release": "r1"})
+    result = run(mod, sanitise_args(odd), capsys, NoSite())
+    assert result["failed"] and "acme-live" in result["msg"] and "allow_live" in result["msg"]
+
+
+@pytest.mark.parametrize(
+    ("reason", "problem"),
+    [(None, "allow_live_reason"), ("   ", "allow_live_reason"), ("x" * 501, "at most 500")],
+)
+def test_allow_live_needs_a_short_real_reason(capsys, tmp_path, reason, problem):
+    live = site_tree(tmp_path, "acme-live")
+    args = sanitise_args(live, allow_live=True)
+    if reason is not None:
+        args["allow_live_reason"] = reason
+    result = run(load("lms_sanitise"), args, capsys, NoSite())
+    assert result["failed"] and problem in result["msg"] and "Unsupported" not in result["msg"]
+    assert "x" * 100 not in result["msg"]  # a long input is not echoed back
+
+
+def test_sanitise_acts_on_live_with_allow_live_and_on_qa_without(capsys, tmp_path):
+    mod = load("lms_sanitise")
+    report = {
+        "changed": True,
+        "counts": {"user": 3},
+        "settings_changed": [],
+        "tables_missing": [],
+        "seconds": {},
+        "slowest_steps": {},
+        "kept_users": ["admin"],
+        "keep_usernames_missing": [],
+    }
+    check = {"kept_users": ["admin"], "keep_usernames_missing": [], "problems": []}
+    live = site_tree(tmp_path / "a", "acme-live")
+    qa = site_tree(tmp_path / "b", "acme-qa", {"site": "acme-qa"})
+    with (
+        mock.patch.object(mod, "sanitise", return_value=report) as sanitised,
+        mock.patch.object(mod, "verify", return_value=check),
+    ):
+        args = sanitise_args(live, allow_live=True, allow_live_reason="INC-42: scrub leaked test data")
+        result = run(mod, args, capsys, FakeSite({}))
+        assert not result.get("failed"), result
+        assert result["live_override"]["reason"] == "INC-42: scrub leaked test data"
+        assert result["live_override"]["site"] == "acme-live"
+        result = run(mod, sanitise_args(qa), capsys, FakeSite({}))
+        assert not result.get("failed"), result
+        assert "live_override" not in result
+        assert sanitised.call_count == 2
+
+
+def restore_args(path: Path, **extra) -> dict:
+    args = {"path": str(path), "site": "acme-qa", "customer": "acme", "bucket": "b"}
+    args.update(extra)
+    return args
+
+
+def test_restore_refuses_a_live_target_without_allow_live(capsys, tmp_path):
+    mod = load("lms_restore")
+    live = site_tree(tmp_path, "acme-live", {"site": "acme-live"})
+    with mock.patch.object(mod, "restore", side_effect=AssertionError("restore ran")):
+        # The site option says live
+        result = run(mod, restore_args(live, site="acme-live"), capsys)
+        assert result["failed"] and "acme-live" in result["msg"] and "allow_live" in result["msg"]
+        # The site option says qa, but the code root is Live's: the host's facts win
+        result = run(mod, restore_args(live, site="acme-qa", source_site="acme-live"), capsys)
+        assert result["failed"] and "acme-live" in result["msg"] and "allow_live" in result["msg"]
+        # check mode too: --check must not report that Live would be restored
+        result = run(mod, restore_args(live, site="acme-live", _ansible_check_mode=True), capsys)
+        assert result["failed"] and "allow_live" in result["msg"]
+
+
+def test_restore_into_live_only_from_lives_own_backup(capsys, tmp_path):
+    mod = load("lms_restore")
+    live = site_tree(tmp_path, "acme-live", {"site": "acme-live"})
+    override = {"allow_live": True, "allow_live_reason": "DR drill"}
+    with mock.patch.object(mod, "restore", side_effect=AssertionError("restore ran")):
+        result = run(mod, restore_args(live, site="acme-live", source_site="acme-qa", **override), capsys)
+        assert result["failed"] and "acme-qa" in result["msg"] and "own backup" in result["msg"]
+    with mock.patch.object(mod, "restore", return_value={"changed": True, "backup_id": "b1"}) as restored:
+        result = run(mod, restore_args(live, site="acme-live", **override), capsys)
+        assert not result.get("failed"), result
+        assert result["live_override"] == {"site": "acme-live", "reason": "DR drill"}
+        assert restored.call_count == 1
+    qa = site_tree(tmp_path / "q", "acme-qa", {"site": "acme-qa"})
+    with mock.patch.object(mod, "restore", return_value={"changed": True}) as restored:
+        result = run(mod, restore_args(qa, source_site="acme-live"), capsys)
+        assert not result.get("failed"), result

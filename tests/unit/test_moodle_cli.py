@@ -308,8 +308,9 @@ def test_cfg_set_maps_rc4_to_forced(site_root):
     site = mc.MoodleSite(str(site_root), web_user=WEB, euid=WEB_UID, runner=runner)
     site.cfg_set("theme", "boost", "core")
     site.cfg_set("theme", None)
-    assert runner.calls[0]["cmd"][-1] == "--set=boost"  # no --component=core: that writes config_plugins
-    assert runner.calls[1]["cmd"][-1] == "--unset"
+    # no --component=core: that writes config_plugins
+    assert json.loads(runner.calls[0]["stdin"])["args"] == ["--name=theme", "--set=boost"]
+    assert json.loads(runner.calls[1]["stdin"])["args"] == ["--name=theme", "--unset"]
 
 
 def test_cfg_errors_carry_output(site_root):
@@ -455,3 +456,54 @@ def test_argv_wrapper_gives_the_script_its_arguments(tmp_path):
     assert argv == server_argv == [str(script), *args] and argc == server_argc == 3
     assert folder == str(tmp_path)
     assert mc.run_command(["php", str(wrapper)], stdin="nonsense").rc == 2
+
+
+# ----- secrets never on argv, never in a message (issue 17, item 9) -------------------------------------
+
+CANARY = "Canary-s3cret-4711"
+
+
+def test_cfg_set_keeps_the_value_off_argv(site_root):
+    runner = FakeRunner((0, "", ""), (1, "", "Error writing to database"))
+    site = mc.MoodleSite(str(site_root), web_user=WEB, euid=WEB_UID, runner=runner)
+    site.cfg_set("smtppass", CANARY)
+    call = runner.calls[0]
+    assert CANARY not in " ".join(call["cmd"])
+    assert json.loads(call["stdin"]) == {
+        "script": f"{site_root}/admin/cli/cfg.php",
+        "args": ["--name=smtppass", f"--set={CANARY}"],
+    }
+    with pytest.raises(mc.MoodleError) as err:
+        site.cfg_set("apikey", CANARY, "tool_x")
+    assert CANARY not in str(err.value) and CANARY not in json.dumps(err.value.details())
+
+
+def test_timeout_message_masks_argument_values():
+    cmd = ["sh", "-c", "sleep 5", "sh", f"--set={CANARY}", "--name=smtppass"]
+    with pytest.raises(mc.MoodleError) as err:
+        mc.run_command(cmd, timeout=0.3)
+    assert "timed out" in str(err.value) and "--set=" in str(err.value)
+    assert CANARY not in str(err.value)
+    assert CANARY not in json.dumps(err.value.details())
+
+
+def test_failed_cli_reports_a_masked_command(site_root):
+    runner = FakeRunner((1, "", "boom"))
+    site = mc.MoodleSite(str(site_root), web_user=WEB, euid=WEB_UID, runner=runner)
+    with pytest.raises(mc.MoodleError) as err:
+        site.cli("upgrade.php", f"--adminpass={CANARY}", "--non-interactive")
+    details = err.value.details()
+    assert CANARY not in str(err.value) and CANARY not in json.dumps(details)
+    assert details["cmd"][-2:] == ["--adminpass=********", "--non-interactive"]
+
+
+def test_mask_argv():
+    assert mc.mask_argv(["php", "/x/cfg.php", "--name=a", "--set=b=c", "-p=x", "--unset", "plain"]) == [
+        "php",
+        "/x/cfg.php",
+        "--name=********",
+        "--set=********",
+        "-p=********",
+        "--unset",
+        "plain",
+    ]

@@ -280,3 +280,53 @@ def test_pinned_branch_must_match_the_tree(core: Path, tmp_path: Path):
     with pytest.raises(rel.ReleaseError, match=r"is moodle 5\.1 \(5\.1\+\), the manifest pins branch 4\.5"):
         build(core, tmp_path, "bad", branch="4.5")
     assert not (tmp_path / "bad" / "acme-r1.tar.gz").exists()
+
+
+# ----- input that must not pass (issue 17, item 11) ------------------------------------------------------
+
+
+@pytest.mark.parametrize("release", ["acme-r1\n", "acme-r1\r\n", "-r1", ""])
+def test_release_id_is_matched_whole(core: Path, tmp_path: Path, release):
+    with pytest.raises(rel.ReleaseError, match="is not a release id"):
+        rel.validate_manifest(manifest(core, release=release))
+    with pytest.raises(rel.ReleaseError, match="is not a release id"):
+        rel.fetch_verified(rel.DirStore(str(tmp_path / "store")), release, str(tmp_path / "f"))
+
+
+@pytest.mark.parametrize(
+    ("source", "field"),
+    [
+        ({"git": "--upload-pack=touch /tmp/pwned", "ref": "main"}, "core.git"),
+        ({"git": "-uhttps://example.org/x.git", "ref": "main"}, "core.git"),
+        ({"git": "https://example.org/moodle.git", "ref": "--orphan=x"}, "core.ref"),
+        ({"git": "https://example.org/moodle.git", "ref": "-b"}, "core.ref"),
+    ],
+)
+def test_git_url_or_ref_that_is_an_option_is_refused(tmp_path: Path, source, field):
+    with pytest.raises(rel.ReleaseError, match=f"{field}: .*must not start with '-'"):
+        rel.validate_manifest({"release": "r1", "flavour": "moodle", "core": source})
+
+
+def test_git_commands_end_their_options(tmp_path: Path, monkeypatch):
+    calls = []
+
+    def fake_run(cmd, **kwargs):
+        calls.append(cmd)
+        if cmd[:2] == ["git", "clone"]:
+            os.makedirs(os.path.join(cmd[-1], ".git"))
+        return rel.subprocess.CompletedProcess(cmd, 0, stdout="0" * 40 + "\n", stderr="")
+
+    monkeypatch.setattr(rel.subprocess, "run", fake_run)
+    source = {"type": "git", "url": "https://example.org/moodle.git", "ref": "v5.1.0"}
+    rel.resolve_source(source, "core", str(tmp_path / "cache"))
+    clone = calls[0]
+    assert clone[:2] == ["git", "clone"] and clone[-3] == "--" and clone[-2] == source["url"]
+    checkout = next(c for c in calls if "checkout" in c)
+    assert checkout[-2:] == ["v5.1.0", "--"]  # a revision, never a path or an option
+    # resolve_source refuses an option even when the manifest was not validated first
+    calls.clear()
+    with pytest.raises(rel.ReleaseError, match="must not start with '-'"):
+        rel.resolve_source({**source, "ref": "--detach"}, "core", str(tmp_path / "cache2"))
+    with pytest.raises(rel.ReleaseError, match="must not start with '-'"):
+        rel.resolve_source({**source, "url": "--template=/tmp"}, "core", str(tmp_path / "cache3"))
+    assert calls == []

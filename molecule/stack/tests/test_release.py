@@ -283,6 +283,12 @@ REFUSALS = {
         "has no single verified deployment",
     ),
     "qa directly": ("deploy.yml", {"site": "acme-qa", "release": R1}, "use playbooks/promote.yml"),
+    # deploy.yml reads what runs on the tier below itself: no extra var stands in for that
+    "a forged promotion to live": (
+        "deploy.yml",
+        {"site": "acme-live", "release": R1, "release_promoted_from": "qa"},
+        "use playbooks/promote.yml",
+    ),
     "unknown release": (
         "deploy.yml",
         {"site": "acme-dev", "release": "moodle-5.1-nope"},
@@ -401,9 +407,179 @@ def test_failed_upgrade_on_live_puts_live_back(tmp_path):
     assert plugin_version("acme-live", "local_tidemo") == TIDEMO
     assert not in_maintenance("acme-live") and login_status("acme-live") == 200
 
-    # Dev and QA go back to release 3 with the database snapshot from before the fail release.
+    # Dev and QA go back to release 3 with the database snapshot from before the fail release. A
+    # user created on Dev since that snapshot would be lost: refused, listing it, until acknowledged.
+    php_as_site(
+        "acme-dev",
+        "require_once($CFG->dirroot . '/user/lib.php'); user_create_user(['username' => 'ti-since-snapshot',"
+        " 'password' => 'Since-Pass-1!', 'email' => 'since@x.invalid', 'firstname' => 'S', 'lastname' => 'S',"
+        " 'confirmed' => 1, 'auth' => 'manual', 'mnethostid' => $CFG->mnet_localhost_id]);",
+    )
+    before = state()
+    out = run("rollback.yml", tmp_path, site="acme-dev")
+    assert out.returncode != 0 and "users: 1" in out.stdout, out.stdout[-3000:]
+    assert "lms_rollback_accept_data_loss=true" in out.stdout and state() == before
     for site in ("acme-dev", "acme-qa"):
-        out = run("rollback.yml", tmp_path, site=site)
+        out = run("rollback.yml", tmp_path, site=site, lms_rollback_accept_data_loss=(site == "acme-dev"))
         assert out.returncode == 0, out.stdout[-4000:]
         assert record(site)["release"] == R3
         assert psql(site, "SELECT count(*) FROM mdl_config_plugins WHERE plugin='local_tifail'") == "0"
+
+
+# ----- backups restored on the hosts themselves (Debian 12's Python 3.11.2) ---------------------------
+
+QA_PASSWORDS = {"admin": "Qa-Admin-Pass-1!", "tutor": "Qa-Tutor-Pass-1!", "student": "Qa-Student-Pass-1!"}
+LEARNER = ("ti-learner", "Learner-Pass-1!", "ti-learner@learners.example")
+
+
+def php_as_site(site: str, code: str) -> str:
+    """PHP with the site's config.php loaded, run as the site's user on its host; prints what it echoes."""
+    h = _host(SITES[site])
+    body = f"<?php define('CLI_SCRIPT', true); require '/srv/lms/{site}/current/config.php'; {code}"
+    script = h.check_output("mktemp --suffix=.php")
+    h.run(f"cat > {script} <<'PHP'\n{body}\nPHP\nchmod 0644 {script}")
+    try:
+        return h.check_output(f"runuser -u {site} -- php8.2 {script}")
+    finally:
+        h.run(f"rm -f {script}")
+
+
+def web_login(site: str, username: str, password: str) -> bool:
+    """A browser's login over HTTP on the site's host: the login form's token, then the POST; Moodle
+    answers a good login with a redirect to ?testsession=<id>."""
+    h = _host(SITES[site])
+    url, resolve = f"http://{site}.local/login/index.php", f"--resolve {site}.local:80:127.0.0.1"
+    out = h.run(
+        f'jar=$(mktemp); tok=$(curl -s -c $jar {resolve} {url} | grep -o \'name="logintoken" value="[^"]*"\''
+        f" | cut -d'\"' -f4); curl -s -b $jar -c $jar {resolve} -o /dev/null -w '%{{redirect_url}}' "
+        f"--data-urlencode username={username} --data-urlencode 'password={password}' "
+        f"--data-urlencode logintoken=$tok {url}; rm -f $jar"
+    )
+    return "testsession=" in out.stdout
+
+
+def qa_state() -> dict:
+    return {
+        "record": record("acme-qa"),
+        "maintenance": in_maintenance("acme-qa"),
+        "login": login_status("acme-qa"),
+    }
+
+
+def test_refresh_qa_restore_and_verify_run_on_the_hosts(tmp_path):
+    """Live backed up, QA refreshed from it, restore.yml and verify_backup.yml: every backup module
+    runs on the containers' own Python, and QA ends sanitised with the shared accounts."""
+    username, password, email = LEARNER
+    learner = (
+        f"'username' => '{username}', 'password' => '{password}', 'email' => '{email}',"
+        " 'firstname' => 'Real', 'lastname' => 'Learner', 'confirmed' => 1, 'auth' => 'manual',"
+        " 'mnethostid' => $CFG->mnet_localhost_id"
+    )
+    php_as_site(
+        "acme-live",
+        "require_once($CFG->dirroot . '/user/lib.php');"
+        f" if (!$DB->record_exists('user', ['username' => '{username}']))"
+        f" {{ user_create_user([{learner}]); }}",
+    )
+    assert web_login("acme-live", LEARNER[0], LEARNER[1])
+    out = run("backup.yml", tmp_path, customer="acme")
+    assert out.returncode == 0, out.stdout[-4000:]
+
+    out = run("refresh_qa.yml", tmp_path, customer="acme", qa_accounts_passwords=QA_PASSWORDS)
+    assert out.returncode == 0, out.stdout[-6000:]
+    assert all(password not in out.stdout for password in QA_PASSWORDS.values())
+    refreshed = record("acme-qa")
+    assert refreshed["refreshed_from"]["site"] == "acme-live" and refreshed["release"] == R3
+    assert not in_maintenance("acme-qa") and login_status("acme-qa") == 200
+    # The shared accounts log in over HTTP; the learner (anonymised, suspended) cannot; no real address.
+    assert all(web_login("acme-qa", user, password) for user, password in QA_PASSWORDS.items())
+    assert not web_login("acme-qa", LEARNER[0], LEARNER[1])
+    assert psql("acme-qa", f"SELECT count(*) FROM mdl_user WHERE email = '{LEARNER[2]}'") == "0"
+    assert (
+        psql("acme-qa", "SELECT count(*) FROM mdl_user WHERE deleted = 0 AND email LIKE '%@learners.example'")
+        == "0"
+    )
+    assert web_login("acme-live", LEARNER[0], LEARNER[1])  # Live untouched
+
+    # restore.yml puts Live's backup into QA (QA keeps its config.php: wwwroot and mail are QA's)
+    out = run("restore.yml", tmp_path, site="acme-qa", source_site="acme-live", force=True)
+    assert out.returncode == 0, out.stdout[-4000:]
+    assert not in_maintenance("acme-qa") and login_status("acme-qa") == 200
+    out = run("verify_backup.yml", tmp_path, customer="acme")
+    assert out.returncode == 0, out.stdout[-4000:]
+    # Live from its own latest backup, inside its window: snapshotted on its host first
+    out = run("restore.yml", tmp_path, customer="acme", force=True)
+    assert out.returncode == 0, out.stdout[-4000:]
+    snapshot = re.search(r"snapshotted first to (/var/backups/lms/acme-live/\S+?)[;\"]", out.stdout)
+    assert snapshot and _host("live1").file(f"{snapshot.group(1)}/db.pgc").exists, out.stdout[-3000:]
+    assert not in_maintenance("acme-live") and login_status("acme-live") == 200
+    assert web_login("acme-live", LEARNER[0], LEARNER[1])
+    # put QA back in the shape the other tests expect: sanitised from Live
+    out = run(
+        "refresh_qa.yml", tmp_path, customer="acme", refresh_qa_force=True, qa_accounts_passwords=QA_PASSWORDS
+    )
+    assert out.returncode == 0, out.stdout[-6000:]
+
+
+def test_a_refresh_that_fails_before_qa_changes_leaves_qa_serving(tmp_path):
+    """A corrupt object (same size, other bytes) passes the quick check and fails the restore's
+    checksum: QA never changed, so it serves its previous content again, out of maintenance."""
+    manifest_key = backup_manifests()[-1]
+    manifest = json.loads(S3.get_object(Bucket=BACKUP_BUCKET, Key=manifest_key)["Body"].read())
+    key = manifest["objects"]["database"]["key"]
+    original = S3.get_object(Bucket=BACKUP_BUCKET, Key=key)["Body"].read()
+    before = qa_state()
+    S3.put_object(Bucket=BACKUP_BUCKET, Key=key, Body=original[:-1] + bytes([original[-1] ^ 1]))
+    try:
+        out = run(
+            "refresh_qa.yml",
+            tmp_path,
+            customer="acme",
+            refresh_qa_force=True,
+            qa_accounts_passwords=QA_PASSWORDS,
+        )
+    finally:
+        S3.put_object(Bucket=BACKUP_BUCKET, Key=key, Body=original)
+    assert out.returncode != 0
+    assert manifest["id"] in out.stdout and key in out.stdout, out.stdout[-4000:]
+    assert "serves its previous content again" in out.stdout, out.stdout[-4000:]
+    assert qa_state() == before
+
+
+RESTORE_REFUSALS = {
+    # two names swapped: sanitised QA data must never replace Live
+    "qa backup over live": (
+        {"site": "acme-live", "source_site": "acme-qa"},
+        "restored only from its own backups",
+    ),
+    "dev backup over live": (
+        {"customer": "acme", "source_site": "acme-dev"},
+        "restored only from its own backups",
+    ),
+    "another customer's backup": (
+        {"site": "acme-qa", "source_site": "globex-live"},
+        "a site of customer acme",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(RESTORE_REFUSALS))
+def test_restore_refusals_change_nothing(case, tmp_path):
+    extra, message = RESTORE_REFUSALS[case]
+    before = state()
+    out = run("restore.yml", tmp_path, **extra)
+    assert out.returncode != 0 and message in out.stdout, out.stdout[-3000:]
+    assert state() == before
+
+
+def test_restore_into_live_outside_its_window_is_refused(tmp_path):
+    before = state()
+    out = run(
+        "restore.yml",
+        tmp_path,
+        inventory=closed_window_inventory(tmp_path),
+        customer="acme",
+        restore_at="2026-11-23T12:00:00Z",  # a Monday noon
+    )
+    assert out.returncode != 0 and "window" in out.stdout, out.stdout[-3000:]
+    assert state() == before

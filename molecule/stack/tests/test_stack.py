@@ -249,6 +249,9 @@ def test_php_settings(host, sapi):
         assert re.search(r"^opcache.max_accelerated_files => 32531", info, re.M)
         dev = HOSTVARS[host.backend.name].get("estate_tier") == "dev"
         assert re.search(rf"^opcache.validate_timestamps => {'On' if dev else 'Off'}", info, re.M)
+        # a reload after a deploy lets requests in flight finish (Debian's 0 answered them 502)
+        conf = host.check_output("php-fpm8.2 -tt 2>&1")
+        assert re.search(r"process_control_timeout = 30s?$", conf, re.M), conf[-2000:]
     modules = host.check_output("php -m").lower().split()
     for ext in [
         "pgsql",
