@@ -164,6 +164,43 @@ lms:
     dbtype:
       description: C($CFG->dbtype).
       type: str
+    environment:
+      description: >-
+        What the code's own C(admin/environment.xml) requires for its branch, and what of it this
+        host and the site's database lack; null without that file or before C(config.php) exists.
+        The release playbooks ask it of the new code before anything changes and refuse a release
+        whose C(unmet) is not empty.
+      type: dict
+      contains:
+        branch:
+          description: The code's branch.
+          type: str
+          sample: "5.1"
+        upgrade_from:
+          description: The oldest Moodle release an upgrade to this branch may start from.
+          type: str
+          sample: 4.2.3
+        php:
+          description: The oldest PHP version it runs on.
+          type: str
+          sample: 8.2.0
+        databases:
+          description: Database vendors and their oldest versions.
+          type: dict
+          sample: {"postgres": "15", "mariadb": "10.11.0"}
+        extensions:
+          description: PHP extensions it requires.
+          type: list
+          elements: str
+        installed_branch:
+          description: The branch the site's database is at (null when not installed).
+          type: str
+          sample: "4.5"
+        unmet:
+          description: What is missing, one sentence each; empty when the host can run the code.
+          type: list
+          elements: str
+          sample: ["PHP 8.2.0 or newer (the host has 8.1.2)"]
 """
 
 from ansible.module_utils.basic import AnsibleModule

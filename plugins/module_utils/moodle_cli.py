@@ -30,6 +30,11 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 
+try:
+    from ansible.module_utils.environment import branch_name, requirements, unmet
+except ImportError:  # unit tests and tools/: siblings on sys.path
+    from environment import branch_name, requirements, unmet
+
 # --------------------------------------------------------------------------------------------------------
 # Options shared by every lms_* module.
 
@@ -767,6 +772,11 @@ function lms_op_facts($in) {
         'dirroot' => $CFG->dirroot,
         'dbtype' => $CFG->dbtype,
         'database_tables' => count($DB->get_tables(false)),
+        // what the host offers, for the new code's environment.xml (environment.py)
+        'php_version' => PHP_VERSION,
+        'php_extensions' => get_loaded_extensions(),
+        'db_family' => $DB->get_dbfamily(),
+        'db_server_version' => (string)($DB->get_server_info()['version'] ?? ''),
         'cli_maintenance' => file_exists("$CFG->dataroot/climaintenance.html"),
         'web_maintenance' => !empty($CFG->maintenance_enabled),
         'maintenance_later' => isset($CFG->maintenance_later) ? (int)$CFG->maintenance_later : null,
@@ -1323,6 +1333,29 @@ def fail_module(module, exc: MoodleError, **extra) -> None:
     module.fail_json(msg=str(exc), **exc.details(), **extra)
 
 
+def environment_facts(site: MoodleSite, code: dict, info: dict) -> dict | None:
+    """What the code's own admin/environment.xml requires for its branch, and what of it this host
+    and database lack (``unmet``, empty when it can run). None when the code has no such file."""
+    path = os.path.join(site.layout.web_root, "admin", "environment.xml")
+    try:
+        with open(path, encoding="utf-8") as handle:
+            required = requirements(handle.read(), branch_name(code.get("branch")))
+    except (OSError, ValueError, SyntaxError):  # no file, or not XML (ParseError is a SyntaxError)
+        return None
+    if required is None:
+        return None
+    installed = branch_name(info.get("db_branch")) if info.get("installed") else None
+    problems = unmet(
+        required,
+        info.get("php_version", ""),
+        info.get("php_extensions", ()),
+        info.get("db_family"),
+        info.get("db_server_version"),
+        installed,
+    )
+    return dict(required, unmet=problems, installed_branch=installed)
+
+
 def site_facts(site: MoodleSite, deployment_record: str | None = None, check_upgrade: bool = True) -> dict:
     """Everything ``lms_facts`` reports, in one dict (see its RETURN)."""
     code = site.code_version()
@@ -1356,6 +1389,7 @@ def site_facts(site: MoodleSite, deployment_record: str | None = None, check_upg
         "wwwroot": None,
         "dataroot": None,
         "dbtype": None,
+        "environment": None,
     }
     if not facts["configured"]:
         return facts
@@ -1375,6 +1409,7 @@ def site_facts(site: MoodleSite, deployment_record: str | None = None, check_upg
         wwwroot=info["wwwroot"],
         dataroot=info["dataroot"],
         dbtype=info["dbtype"],
+        environment=environment_facts(site, code, info),
     )
     if facts["installed"] and check_upgrade:
         status = site.upgrade_status()

@@ -31,10 +31,12 @@ import tempfile
 import zipfile
 
 try:
+    from ansible.module_utils.environment import branch_name
     from ansible.module_utils.s3_store import HAS_BOTO3, BotoCoreError, ClientError, StoreError
     from ansible.module_utils.s3_store import connect as s3_connect
     from ansible.module_utils.safe_tar import extractall as safe_extractall
 except ImportError:  # unit tests and tools/: siblings on sys.path
+    from environment import branch_name
     from s3_store import HAS_BOTO3, BotoCoreError, ClientError, StoreError
     from s3_store import connect as s3_connect
     from safe_tar import extractall as safe_extractall
@@ -459,14 +461,6 @@ def core_version(core_dir: str) -> dict:
     raise ReleaseError(f"core: {core_dir} holds no version.php (public/, server/ or the root)")
 
 
-def branch_name(version_info: dict) -> str:
-    """The branch of a core's version.php as operators name it: Moodle ``$branch = '501'`` -> ``5.1``."""
-    raw = str(version_info.get("branch") or "")
-    if raw.isdigit() and len(raw) >= 3:
-        return f"{int(raw[:-2])}.{int(raw[-2:])}"
-    return raw
-
-
 def plugin_version(folder: str) -> dict:
     path = os.path.join(folder, "version.php")
     if not os.path.isfile(path):
@@ -490,9 +484,10 @@ def build(manifest: dict, out_dir: str, cache_dir: str) -> dict:
     core_dir, core_pin = resolve_source(manifest["core"], "core", os.path.join(cache_dir, "sources"))
     core_dir = _single_top(core_dir) if manifest["core"]["type"] == "archive" else core_dir
     core_info = core_version(core_dir)
-    if manifest.get("branch") and branch_name(core_info) != manifest["branch"]:
+    core_branch = branch_name(core_info.get("branch"))
+    if manifest.get("branch") and core_branch != manifest["branch"]:
         raise ReleaseError(
-            f"core: {core_dir} is {manifest['flavour']} {branch_name(core_info) or '(no $branch)'} "
+            f"core: {core_dir} is {manifest['flavour']} {core_branch or '(no $branch)'} "
             f"({core_info.get('release', 'no $release')}), the manifest pins branch {manifest['branch']}; "
             "nothing was built"
         )

@@ -263,10 +263,10 @@ def test_store_publish_fetch_and_refusals(core: Path, tmp_path: Path):
 
 
 def test_branch_name_from_version_php():
-    assert rel.branch_name({"branch": "501"}) == "5.1"
-    assert rel.branch_name({"branch": "405"}) == "4.5"
-    assert rel.branch_name({"branch": "1000"}) == "10.0"
-    assert rel.branch_name({}) == ""
+    assert rel.branch_name("501") == "5.1"
+    assert rel.branch_name("405") == "4.5"
+    assert rel.branch_name("1000") == "10.0"
+    assert rel.branch_name(None) == ""
 
 
 @pytest.mark.parametrize("branch", ["5.1x", "5.1\n", 5.1, "../5.1", "", "5.1.2"])

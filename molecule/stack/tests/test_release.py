@@ -191,6 +191,12 @@ def test_live_maintenance_only_when_the_schema_changes():
     assert 0 < deployed[R2]["upgrade_seconds"] <= deployed[R2]["maintenance_seconds"]
     assert not deployed[R3]["upgraded"] and deployed[R3]["maintenance_seconds"] == 0
     assert not deployed[R1]["upgraded"] and deployed[R1]["maintenance_seconds"] == 0
+    # Users were kept out (nginx's gate, 503) through the window and the smoke checks, and only then
+    # let in: the record shows that whole outage; a release without a window kept nobody out.
+    assert deployed[R2]["outage_seconds"] >= deployed[R2]["maintenance_seconds"] > 0
+    assert deployed[R3]["outage_seconds"] == 0
+    for site, host in SITES.items():
+        assert not _host(host).file(f"/srv/lms/{site}/.gate").exists, f"{site}'s gate left closed"
     assert deployed[R3]["previous_release"] == R2
     for entry in deployed.values():
         assert entry["snapshot"], "Live gets a snapshot before every change"

@@ -385,6 +385,37 @@ def test_dataroot_and_internal_files_are_not_served(host):
         assert _db_password(host, site) not in body and "dbpass" not in body
 
 
+def test_a_closed_gate_keeps_everyone_out_but_this_host(host):
+    """During a deploy's window (roles/lms tasks/gate.yml) nginx answers 503 to everyone but the
+    host itself, whose smoke checks must see the new code before any user does."""
+    sites = sites_of(host)
+    if not sites:
+        pytest.skip("no site is served here")
+    address = host.check_output("hostname -I").split()[0]  # not loopback: as a user's request arrives
+    site = sites[0]
+    name, port = (
+        re.match(r"https?://([^/:]+)", site["wwwroot"]).group(1),
+        443 if "https" in site["wwwroot"] else 80,
+    )
+    url = f"{site['wwwroot']}/login/index.php"
+
+    def status(via):
+        return host.check_output(
+            f"curl -sk -o /dev/null -w '%{{http_code}}' --resolve {name}:{port}:{via} {url}"
+        )
+
+    gate = f"/srv/lms/{site['name']}/.gate"
+    assert not host.file(gate).exists
+    open_status = status(address)
+    try:
+        host.check_output(f"touch {gate}")
+        assert status(address) == "503"
+        assert status("127.0.0.1") == open_status
+    finally:
+        host.run(f"rm -f {gate}")
+    assert status(address) == open_status
+
+
 def test_unknown_host_names_get_nothing(host):
     if not sites_of(host):
         pytest.skip("no site is served here")
