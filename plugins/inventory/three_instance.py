@@ -268,6 +268,7 @@ from ansible.errors import AnsibleParserError
 from ansible.inventory.data import InventoryData
 from ansible.module_utils.common.text.converters import to_native
 from ansible.plugins.inventory import BaseInventoryPlugin, Cacheable, Constructable
+from ansible.utils.unsafe_proxy import wrap_var
 
 try:  # ansible-core >= 2.19: templates must be trusted
     from ansible.template import trust_as_template
@@ -329,6 +330,10 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
                 on_unknown=self.get_option("ec2_unknown"),
                 limit_sites=self.get_option("limit_sites"),
                 tag_estate=self.get_option("tag_estate") if self.get_option("ec2") else None,
+                # the estate's strings and EC2's plain ones are trusted (exported as plain strings);
+                # EC2 strings that look like templates are wrapped: they stay data (docs/inventory.md §3)
+                trust=trust_as_template,
+                untrust=wrap_var,
             )
         except estate.EstateError as exc:
             raise AnsibleParserError(str(exc)) from None
@@ -528,10 +533,11 @@ def _trust_templates(config):
     """Mark as trusted the strings Ansible may template: Jinja anywhere, and constructed expressions."""
     if trust_as_template is None or not isinstance(config, dict):
         return config
+    possibly_template = _estate().possibly_template
 
     def walk(value, everything):
         if isinstance(value, str):
-            return trust_as_template(value) if everything or "{{" in value or "{%" in value else value
+            return trust_as_template(value) if everything or possibly_template(value) else value
         if isinstance(value, dict):
             return {key: walk(item, everything) for key, item in value.items()}
         if isinstance(value, list):

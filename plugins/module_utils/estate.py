@@ -17,7 +17,7 @@ import difflib
 import fnmatch
 import functools
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 try:  # the C parser makes the duplicate-key scan of a 1,000-customer estate cheap
@@ -662,6 +662,69 @@ def check_ec2_options(source: str, hostnames: Iterable[str], ansible_host: str, 
 
 
 # --------------------------------------------------------------------------------------------
+# trust: which strings of the host vars Ansible may template
+
+#: What makes Ansible (2.19: ``is_possibly_template``) look at a string as a template: the Jinja
+#: start strings, or a ``#jinja2:`` header that changes them (matched anywhere, to be safe).
+TEMPLATE_MARKERS = ("{{", "{%", "{#", "#jinja2:")
+
+
+def possibly_template(text: str) -> bool:
+    """True if Ansible could treat the string as a template."""
+    return any(marker in text for marker in TEMPLATE_MARKERS)
+
+
+class _Marker:
+    """Marks the strings of the host vars for Ansible.
+
+    ``trust`` (ansible-core >= 2.19: ``trust_as_template``) is applied to operator input - every
+    string of the estate file and those the plugin builds from it, as Ansible's YAML inventory
+    trusts every string of its file - and to strings from EC2 that hold no template marker (for
+    them trusted or not renders the same, and trusted strings are exported plain, not as
+    ``{"__ansible_unsafe": ...}``). ``untrust`` (``wrap_var``) is applied to strings from EC2 that
+    hold a template marker: a tag value ``{{ lookup('pipe', 'id') }}`` stays data. Each distinct
+    string is marked once (host vars of thousands of hosts share a few hundred strings).
+    """
+
+    def __init__(self, trust: Callable[[str], str] | None, untrust: Callable[[str], str] | None):
+        self.trust = trust
+        self.untrust = untrust
+        self._trusted: dict = {}
+
+    def _trust(self, text: str) -> str:
+        if self.trust is None:
+            return text
+        marked = self._trusted.get(text)
+        if marked is None:
+            marked = self._trusted[text] = self.trust(text)
+        return marked
+
+    def estate(self, value):
+        """Operator input (the estate file, or built from it): every string is trusted."""
+        if self.trust is None:
+            return value
+        if isinstance(value, str):
+            return self._trust(value)
+        if isinstance(value, dict):
+            return {key: self.estate(item) for key, item in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [self.estate(item) for item in value]
+        return value
+
+    def ec2(self, value):
+        """Data from EC2 (anyone allowed to tag an instance writes it): no template is trusted."""
+        if isinstance(value, str):
+            if possibly_template(value):
+                return value if self.untrust is None else self.untrust(value)
+            return self._trust(value)
+        if isinstance(value, dict):
+            return {key: self.ec2(item) for key, item in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [self.ec2(item) for item in value]
+        return value
+
+
+# --------------------------------------------------------------------------------------------
 # the inventory built from an estate
 
 
@@ -710,6 +773,8 @@ def build_inventory(
     on_unknown: str = "warn",
     limit_sites: Iterable[str] | str | None = None,
     tag_estate: str | None = None,
+    trust: Callable[[str], str] | None = None,
+    untrust: Callable[[str], str] | None = None,
 ) -> Inventory:
     """Join the static and EC2 hosts to the estate's sites and compute groups and host vars.
 
@@ -720,8 +785,13 @@ def build_inventory(
     An EC2 instance whose host name breaks the static host rule (``HOSTNAME_RE``: it becomes a file
     name in the fact cache) is skipped with a warning; with ``tag_estate`` so is an instance whose
     estate tag is not this estate's name.
+
+    ``trust`` and ``untrust`` mark the strings of the host vars (see :class:`_Marker`): ``trust`` for
+    the estate's strings and EC2 strings without a template marker, ``untrust`` for EC2 strings
+    with one. Without them the strings are left as they are.
     """
     ctx = _Ctx(estate.source)
+    mark = _Marker(trust, untrust)
     hostnames = tuple(hostnames)
     check_ec2_options(estate.source, hostnames, ansible_host, on_unknown)
     inv = Inventory()
@@ -735,7 +805,8 @@ def build_inventory(
     host_vars_own: dict = {}
     for site in sites:
         for host in site.hosts:
-            host_vars_own.setdefault(host, estate.static_hosts[host])
+            if host not in host_vars_own:
+                host_vars_own[host] = mark.estate(estate.static_hosts[host])
 
     # EC2 instances join the sites their tags name
     group_names = (
@@ -800,7 +871,7 @@ def build_inventory(
         }
         if address:
             hvars["ansible_host"] = address
-        host_vars_own[name] = hvars
+        host_vars_own[name] = mark.ec2(hvars)
         site_hosts[site.name][name] = tuple(r for r in roles_order if r in roles)
 
     # Live hosts serve one customer's Live and nothing else
@@ -856,9 +927,10 @@ def build_inventory(
             "promotes_from": site.promotes_from,
             "maintenance_windows": site.maintenance_windows,
         }
-        for role in roles_order:
-            entry[f"{role}_hosts"] = [h for h, roles in members.items() if role in roles]
-        entry["vars"] = site.vars
+        entry = mark.estate(entry)
+        for role in roles_order:  # static host names, or EC2 ones (valid_host_name: no template)
+            entry[f"{role}_hosts"] = mark.ec2([h for h, roles in members.items() if role in roles])
+        entry["vars"] = mark.estate(site.vars)
         base[site.name] = entry
 
     for host in estate.static_hosts:
@@ -866,17 +938,19 @@ def build_inventory(
             inv.warnings.append(f"{estate.source}: host {host!r} is declared but serves no site")
 
     # hosts
+    estate_name = mark.estate(estate.name)
+    marked_role = {role: mark.estate(role) for role in roles_order}
     for host, host_site_list in host_sites.items():
         entries = []
         host_roles_union: set = set()
         for site in sorted(host_site_list, key=lambda s: s.name):
-            roles = site_hosts[site.name][host]
+            roles = [marked_role[r] for r in site_hosts[site.name][host]]
             host_roles_union.update(roles)
             entries.append(_site_entry(base[site.name], roles))
         hvars = dict(host_vars_own[host])
-        hvars["estate_name"] = estate.name
+        hvars["estate_name"] = estate_name
         hvars["estate_sites"] = entries
-        hvars["estate_host_roles"] = [r for r in roles_order if r in host_roles_union]
+        hvars["estate_host_roles"] = [marked_role[r] for r in roles_order if r in host_roles_union]
         tiers = {e["tier"] for e in entries}
         if len(tiers) == 1:
             hvars["estate_tier"] = entries[0]["tier"]

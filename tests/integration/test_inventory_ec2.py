@@ -274,3 +274,42 @@ def test_bad_endpoint_is_a_clear_error(cloud, tmp_path):
     path = estate(cloud, tmp_path, endpoint_url="http://127.0.0.1:9", regions=["eu-west-1"])
     _, stderr = inventory(path, check=False)
     assert "EC2 discovery in region eu-west-1 failed" in stderr
+
+
+def unsafe_markers(value, path=""):
+    """Where raw `ansible-inventory` output holds {"__ansible_unsafe": ...}, with the wrapped string."""
+    if isinstance(value, dict):
+        if "__ansible_unsafe" in value:
+            yield path, value["__ansible_unsafe"]
+        for key, item in value.items():
+            yield from unsafe_markers(item, f"{path}.{key}")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from unsafe_markers(item, f"{path}[{index}]")
+
+
+def test_export_is_plain_but_tag_templates_stay_data(cloud, tmp_path):
+    """AWX stores `--list --export` as host vars: plain values, except EC2 strings that look like
+    templates, which stay wrapped (data, never run) - issue 20."""
+    evil = "{{ lookup('pipe', 'id') }}"
+    web1 = cloud["instances"]["acme-web1"]["InstanceId"]
+    cloud["clients"]["eu-west-1"].create_tags(Resources=[web1], Tags=[{"Key": "Note", "Value": evil}])
+    path = estate(cloud, tmp_path)
+    env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_NOCOLOR="1")
+
+    def run(*args):
+        result = subprocess.run(
+            [str(BIN / args[0]), *args[1:]], cwd=REPO, env=env, capture_output=True, text=True, timeout=120
+        )
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+    exported = json.loads(run("ansible-inventory", "-i", str(path), "--list", "--export"))
+    assert list(unsafe_markers(exported)) == [("._meta.hostvars.acme-web1.ec2_tags.Note", evil)]
+    # (`--host` prints no markers at all in ansible-core 2.19: its output is not meant to be re-read)
+    host = json.loads(run("ansible-inventory", "-i", str(path), "--list"))["_meta"]["hostvars"]["acme-web1"]
+    assert host["ec2_tags"]["Note"] == {"__ansible_unsafe": evil}
+    assert host["ec2_tags"]["Name"] == "acme-web1" and host["estate_site_name"] == "acme-live"
+    debug = run("ansible", "acme-web1", "-i", str(path), "-m", "debug", "-a", "var=ec2_tags.Note")
+    assert f'"ec2_tags.Note": "{evil}"' in debug  # the raw string, not the output of `id`
+    assert "uid=" not in debug

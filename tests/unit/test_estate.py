@@ -830,3 +830,71 @@ def test_wwwroot_good_names_pass(url):
     cfg = minimal()
     cfg["customers"]["acme"]["tiers"]["live"]["wwwroot"] = url
     assert parse(cfg).sites["acme-live"].wwwroot == url
+
+
+# ----- trust of host var strings: AWX stores `ansible-inventory --list --export` (issue 20) ------------
+
+
+class Trusted(str):
+    """Stands for ansible-core's trust_as_template."""
+
+
+class Unsafe(str):
+    """Stands for wrap_var."""
+
+
+def strings(value, path=""):
+    """Every string of nested host vars, with where it is."""
+    if isinstance(value, str):
+        yield path, value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from strings(item, f"{path}.{key}")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from strings(item, f"{path}[{index}]")
+
+
+def test_possibly_template():
+    for text in ("{{ x }}", "a {% if %}", "{# c #}", "#jinja2:variable_start_string:'[['\n[[ x ]]"):
+        assert est.possibly_template(text), text
+    for text in ("plain", "http://{customer}.lan", "{ 'a': 1 }", "50%", "#comment"):
+        assert not est.possibly_template(text), text
+
+
+def test_estate_strings_trusted_ec2_templates_wrapped():
+    cfg = ec2_estate_config()
+    cfg["vars"]["greeting"] = "{{ 'hi' | upper }}"  # the operator's own template: trusted, as in YAML
+    evil = "{{ lookup('pipe', 'id') }}"
+    inst = instance("i-1", "acme", "qa", "web,db", name="acme-qa1")
+    inst["Tags"] += [{"Key": "Note", "Value": evil}, {"Key": "Owner", "Value": "ops"}]
+    inv = build_inventory(parse(cfg), [ec2_record(inst, "eu-west-1")], trust=Trusted, untrust=Unsafe)
+
+    ec2_host = inv.hosts["acme-qa1"]["vars"]
+    assert type(ec2_host["ec2_tags"]["Note"]) is Unsafe and ec2_host["ec2_tags"]["Note"] == evil
+    for host, entry in inv.hosts.items():
+        found = list(strings(entry["vars"]))
+        assert found
+        for where, text in found:
+            if text == evil:
+                assert (host, where) == ("acme-qa1", ".ec2_tags.Note")
+            else:
+                assert type(text) is Trusted, (host, where, text)
+    dev = inv.hosts["dev1"]["vars"]
+    assert dev["estate_sites"][0]["vars"]["greeting"] == "{{ 'hi' | upper }}"
+    assert type(dev["estate_sites"][0]["vars"]["greeting"]) is Trusted
+
+
+def test_without_trust_hooks_strings_are_left_alone():
+    inst = instance("i-1", "acme", "qa", "web", name="acme-qa1")
+    inst["Tags"].append({"Key": "Note", "Value": "{{ x }}"})
+    inv = build_inventory(parse(ec2_estate_config()), [ec2_record(inst, "eu-west-1")])
+    for entry in inv.hosts.values():
+        assert all(type(text) is str for _, text in strings(entry["vars"]))
+
+
+def ec2_estate_config():
+    cfg = minimal()
+    cfg["tiers"]["qa"].pop("hosts")
+    cfg["hosts"].pop("qa1")
+    return cfg

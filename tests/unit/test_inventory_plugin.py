@@ -358,3 +358,76 @@ def test_ec2_filter_and_record_check_reach_the_query(tmp_path, monkeypatch):
     inv = run_plugin(write(tmp_path, data))
     assert seen["filters"] == {"tag:lms:estate": "unit"}
     assert "../../../tmp/x" not in inv.hosts and "i-9" not in inv.hosts
+
+
+# ----- AWX stores `ansible-inventory --list --export` as host vars (issue 20) ------------------------
+
+
+def unsafe_markers(value, path=""):
+    """Where the output holds {"__ansible_unsafe": ...}, with the wrapped string."""
+    if isinstance(value, dict):
+        if "__ansible_unsafe" in value:
+            yield path, value["__ansible_unsafe"]
+        for key, item in value.items():
+            yield from unsafe_markers(item, f"{path}.{key}")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from unsafe_markers(item, f"{path}[{index}]")
+
+
+def test_cli_export_of_example_estate_is_plain():
+    out = cli("ansible-inventory", "-i", "inventories/example", "--list", "--export").stdout
+    assert list(unsafe_markers(json.loads(out))) == []
+    assert "__ansible_unsafe" not in out
+
+
+def test_cli_export_keeps_the_operators_templates(tmp_path):
+    data = yaml.safe_load(yaml.safe_dump(ESTATE))
+    data["vars"] = {"lms_greeting": "{{ 'hi' | upper }}", "lms_plain": "hello"}
+    data["hosts"]["dev1"]["ansible_connection"] = "local"
+    path = write(tmp_path, data)
+    out = cli("ansible-inventory", "-i", str(path), "--host", "dev1", "--export").stdout
+    assert "__ansible_unsafe" not in out  # trusted, as in a YAML inventory: AWX stores plain strings
+    assert json.loads(out)["estate_sites"][0]["vars"]["lms_greeting"] == "{{ 'hi' | upper }}"
+    debug = cli("ansible", "dev1", "-i", str(path), "-m", "debug", "-a", "var=estate_name").stdout
+    assert '"estate_name": "unit"' in debug
+    debug = cli(
+        "ansible", "dev1", "-i", str(path), "-m", "debug", "-a", "var=estate_sites[0].vars.lms_greeting"
+    ).stdout
+    assert '"HI"' in debug  # the operator's template is one
+
+
+def test_ec2_tag_that_looks_like_a_template_stays_data(tmp_path, monkeypatch):
+    from ansible.template import Templar, is_trusted_as_template, trust_as_template
+
+    three_instance = sys.modules[type(inventory_loader.get("three_instance")).__module__]
+
+    evil = "{{ lookup('pipe', 'id') }}"
+
+    def fake_query(self, settings, source):
+        inst = {
+            "InstanceId": "i-9",
+            "PrivateIpAddress": "10.0.0.9",
+            "Tags": [
+                {"Key": "lms:customer", "Value": "acme"},
+                {"Key": "lms:tier", "Value": "qa"},
+                {"Key": "lms:role", "Value": "web"},
+                {"Key": "lms:estate", "Value": "unit"},
+                {"Key": "Name", "Value": "acme-qa9"},
+                {"Key": "Note", "Value": evil},
+            ],
+        }
+        return [three_instance._estate().ec2_record(inst, "eu-west-1")]
+
+    monkeypatch.setattr(three_instance.InventoryModule, "_query_ec2", fake_query)
+    data = {**ESTATE, "ec2": True, "regions": ["eu-west-1"], "ec2_filters": {"tag:lms:estate": "unit"}}
+    data["vars"] = {"lms_greeting": "{{ 'hi' | upper }}"}
+    inv = run_plugin(write(tmp_path, data))
+    hostvars = inv.get_host("acme-qa9").get_vars()
+    note = hostvars["ec2_tags"]["Note"]
+    assert note == evil and not is_trusted_as_template(note)
+    for value in (hostvars["ec2_tags"]["Name"], hostvars["ansible_host"], hostvars["estate_site_name"]):
+        assert is_trusted_as_template(value)  # plain data: exported plain
+    templar = Templar(loader=DataLoader(), variables=hostvars)
+    assert templar.template(trust_as_template("{{ ec2_tags.Note }}")) == evil  # not the output of `id`
+    assert templar.template(trust_as_template("{{ estate_site.vars.lms_greeting }}")) == "HI"
