@@ -407,6 +407,10 @@ def test_failed_upgrade_on_live_puts_live_back(tmp_path):
     assert after["current"] == live_before["current"] and after["record"] == live_before["record"]
     failed = history("acme-live")[-1]
     assert failed["outcome"] == "failed" and failed["release"] == FAIL and not failed["verified"]
+    # the record tells the truth: upgrade.php ran, the database came back from the snapshot, and
+    # users were kept out (the gate) for the whole attempt
+    assert failed["upgraded"] is True and failed["database_restored_from"] == failed["snapshot"], failed
+    assert failed["outage_seconds"] > 0, failed
     assert "injected upgrade failure" in failed["error"] or failed["error"]
     assert psql("acme-live", "SELECT count(*) FROM mdl_config_plugins WHERE plugin='local_tifail'") == "0"
     assert psql("acme-live", "SELECT count(*) FROM pg_tables WHERE schemaname='public'") == tables_before
