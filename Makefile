@@ -54,8 +54,10 @@ syntax: venv ## ansible-playbook --syntax-check of every playbook
 	  ansible-playbook --syntax-check -i $(ESTATE) $$playbook >/dev/null && echo "syntax ok: $$playbook"; \
 	done
 
+# In `make test` the stack scenario is the longest job: the others yield the CPU to it (nice), so
+# they fill its waits instead of stretching it (alone, nice changes nothing).
 pytest: setup ## unit and integration tests (real S3 API, real Moodle when MOODLE_SRC is found)
-	pytest -ra tests
+	nice -n 10 pytest -ra tests
 
 molecule: setup ## every Molecule scenario, one after another: converge, idempotence, side effect, verify
 	@for scenario in $(SCENARIOS); do $(MAKE) --no-print-directory molecule-$$scenario || exit 1; done
@@ -67,7 +69,7 @@ molecule-%: setup
 	  if [ -n "$$demo" ]; then echo "refused: the demo's containers ($$demo) use the names of the stack scenario's hosts; \
 	make demo-clean first (the demo is not touched)"; exit 2; fi)
 	@# The scenario's S3 API (tools/local_s3.py) is stopped whatever the result.
-	rc=0; flock $(PODMAN_LOCK).$* $(if $(filter stack,$*),flock $(PODMAN_LOCK)) molecule test -s $* || rc=$$?; \
+	rc=0; flock $(PODMAN_LOCK).$* $(if $(filter stack,$*),flock $(PODMAN_LOCK),nice -n 5) molecule test -s $* || rc=$$?; \
 	  $(if $(filter stack,$*),python tools/local_s3.py stop >/dev/null 2>&1 || true;) exit $$rc
 
 # pytest and each scenario run side by side (their hosts, databases and S3 servers are their own):
