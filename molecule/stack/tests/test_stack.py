@@ -451,6 +451,9 @@ def test_login_page_names_the_site(host):
     for site in installed_sites(host):
         status, body = fetch(host, site, "/login/index.php")
         assert status == 200
+        record = host.file(f"/srv/lms/{site['name']}/deployment.json")
+        if record.exists and "refreshed_from" in record.content_string:
+            continue  # a QA refreshed from Live (test_release.py) carries Live's names by design
         assert site["vars"]["lms_fullname"] in body
         assert f"<title>Log in to the site | {site['name']}</title>" in body
 
