@@ -90,3 +90,21 @@ def moodle_src() -> Path:
     if not found["path"]:
         pytest.skip(f"{found['message']}; it is needed to run the tests that use real Moodle")
     return Path(found["path"])
+
+
+def _unsafe_markers(value, path=""):
+    if isinstance(value, dict):
+        if "__ansible_unsafe" in value:
+            yield path, value["__ansible_unsafe"]
+        for key, item in value.items():
+            yield from _unsafe_markers(item, f"{path}.{key}")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _unsafe_markers(item, f"{path}[{index}]")
+
+
+@pytest.fixture
+def unsafe_markers():
+    """Where raw `ansible-inventory` output (AWX stores `--list --export` as host vars) holds
+    {"__ansible_unsafe": ...}: (path, wrapped string) pairs."""
+    return _unsafe_markers

@@ -65,9 +65,13 @@ READABLE_FORMATS = (1, 2)
 PACK_MAX_FILE = 256 * 1024
 #: A pack is closed when the next file would take it past this size.
 PACK_TARGET = 16 * 1024 * 1024
+#: The site's own cache configuration (MUC): it names the site's Redis and holds its password, so
+#: it belongs to the site, never to a backup; a restore keeps the target's (older backups carry one:
+#: it is dropped on unpacking).
+MUC_DIR = "muc"
 #: Top-level dataroot entries a backup leaves out: filedir goes by content, the rest is rebuilt.
 DATAROOT_EXCLUDED = frozenset(
-    {"filedir", "cache", "localcache", "sessions", "temp", "trashdir", "lock", "climaintenance.html"}
+    {"filedir", "cache", "localcache", "sessions", "temp", "trashdir", "lock", "climaintenance.html", MUC_DIR}
 )
 BACKUP_ID = re.compile(r"\A[0-9A-Za-z][0-9A-Za-z._-]{0,63}\Z")
 SHA1_NAME = re.compile(r"\A[0-9a-f]{40}\Z")
@@ -921,6 +925,12 @@ def extract_dataroot(tar_path: str, dest: str, owner: tuple[int, int]) -> None:
         extract_file(tar_path, dest, "r:gz")
     except (OSError, tarfile.TarError) as exc:
         raise BackupError(f"cannot unpack the dataroot archive {tar_path}: {exc}") from exc
+    # The source's cache configuration (its Redis, with the password) never reaches another site.
+    muc = os.path.join(dest, MUC_DIR)
+    if os.path.islink(muc) or os.path.isfile(muc):
+        os.unlink(muc)
+    else:
+        shutil.rmtree(muc, ignore_errors=True)
     for root, dirs, files in os.walk(dest):
         for name in [*dirs, *files]:
             os.lchown(os.path.join(root, name), *owner)
@@ -1082,12 +1092,20 @@ def restore(params: dict, check_mode: bool = False) -> dict:
     return {**result, "filedir": files, "seconds": round(time.monotonic() - started, 2)}
 
 
-def _read_regular_file(path: str, limit: int = 1 << 20):
-    """The bytes of ``path`` if it is a regular file (never through a symlink), else None."""
+def _read_regular_file(path: str, limit: int = 1 << 20, parent: str | None = None):
+    """The bytes of ``path`` if it is a regular file (never through a symlink), else None. With
+    ``parent`` (a folder the site's user may write), ``path`` is a name in it, and ``parent``
+    itself must not be a link either."""
+    dir_fd = None
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_NONBLOCK", 0))
+        if parent is not None:
+            dir_fd = os.open(parent, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_NONBLOCK", 0), dir_fd=dir_fd)
     except OSError:
-        return None  # absent, or a symlink (ELOOP)
+        return None  # absent, or a symlink (ELOOP, ENOTDIR)
+    finally:
+        if dir_fd is not None:
+            os.close(dir_fd)
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             return None
@@ -1131,6 +1149,14 @@ def _restore_into(site, cfg, manifest, marker, store, keys, content, settings, p
         flag = _read_regular_file(os.path.join(dataroot, "climaintenance.html"))
         if flag is not None:
             _write_new_file(os.path.join(new_dataroot, "climaintenance.html"), flag, owner)
+        # So does the target's own cache configuration (its Redis; the backup carries none).
+        muc = _read_regular_file("config.php", parent=os.path.join(dataroot, MUC_DIR))
+        if muc is not None:
+            new_muc = os.path.join(new_dataroot, MUC_DIR)
+            os.mkdir(new_muc, 0o700)
+            os.chown(new_muc, *owner)
+            os.chmod(new_muc, 0o2770)  # noqa: S103 - Moodle's directorypermissions, as the dataroot's
+            _write_new_file(os.path.join(new_muc, "config.php"), muc, owner)
         if os.path.isdir(dataroot):
             os.rename(dataroot, old)
         os.rename(new_dataroot, dataroot)

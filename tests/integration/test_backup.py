@@ -189,10 +189,18 @@ def round_trip(source: ms.MoodleTestSite, target: ms.MoodleTestSite, bucket: dic
     # is not installed yet, so the CLI cannot write it here).
     flag = target.dataroot / "climaintenance.html"
     flag.write_text("<h1>Back soon</h1>")
+    # Each site's cache configuration (MUC: its Redis and the password) is its own: the source's
+    # (Moodle wrote it at install) never reaches the backup nor the target; the target keeps its own.
+    assert (source.dataroot / "muc" / "config.php").is_file()
+    target_muc = target.dataroot / "muc" / "config.php"
+    target_muc.parent.mkdir(exist_ok=True)
+    target_muc.write_text("<?php // the target's own Redis\n")
     restored = restore("lms_restore", **restore_args, settings={"theme_boost/brandcolor": "#005a9c"})
     assert restored.get("changed"), restored
     # A site in maintenance stays in it (QA serves nothing before it is sanitised).
     assert flag.read_text() == "<h1>Back soon</h1>"
+    assert target_muc.read_text() == "<?php // the target's own Redis\n"
+    assert pwd.getpwuid(target_muc.stat().st_uid).pw_name == target.web_user
     assert restore("lms_maintenance", state="disabled")["changed"] is True and not flag.exists()
     assert restored["backup_id"] == second["backup_id"]
     assert restored["wwwroot_from"] == source.wwwroot and restored["wwwroot_to"] == target.wwwroot

@@ -276,19 +276,7 @@ def test_bad_endpoint_is_a_clear_error(cloud, tmp_path):
     assert "EC2 discovery in region eu-west-1 failed" in stderr
 
 
-def unsafe_markers(value, path=""):
-    """Where raw `ansible-inventory` output holds {"__ansible_unsafe": ...}, with the wrapped string."""
-    if isinstance(value, dict):
-        if "__ansible_unsafe" in value:
-            yield path, value["__ansible_unsafe"]
-        for key, item in value.items():
-            yield from unsafe_markers(item, f"{path}.{key}")
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            yield from unsafe_markers(item, f"{path}[{index}]")
-
-
-def test_export_is_plain_but_tag_templates_stay_data(cloud, tmp_path):
+def test_export_is_plain_but_tag_templates_stay_data(cloud, tmp_path, unsafe_markers):
     """AWX stores `--list --export` as host vars: plain values, except EC2 strings that look like
     templates, which stay wrapped (data, never run) - issue 20."""
     evil = "{{ lookup('pipe', 'id') }}"

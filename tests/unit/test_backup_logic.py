@@ -6,6 +6,7 @@ import datetime as dt
 import gzip
 import io
 import json
+import os
 import sys
 import tarfile
 from pathlib import Path
@@ -129,7 +130,43 @@ def test_dataroot_tar_leaves_out_caches_and_filedir(tmp_path):
     out.seek(0)
     with tarfile.open(fileobj=out, mode="r:") as tar:
         names = sorted(tar.getnames())
-    assert names == ["keep.txt", "lang", "lang/en", "lang/en/x.php", "muc", "muc/config.php"]
+    assert names == ["keep.txt", "lang", "lang/en", "lang/en/x.php"]
+
+
+def test_a_backups_cache_configuration_is_dropped_on_unpacking(tmp_path):
+    """Backups made before MUC was left out carry the source's muc/config.php (its Redis password):
+    unpacking drops it, whatever shape it has."""
+    for shape in ("dir", "file", "link"):
+        src = tmp_path / shape / "src"
+        (src / "lang").mkdir(parents=True)
+        (src / "lang" / "x.php").write_text("x")
+        if shape == "dir":
+            (src / "muc").mkdir()
+            (src / "muc" / "config.php").write_text("<?php // source-redis-secret")
+        elif shape == "file":
+            (src / "muc").write_text("source-redis-secret")
+        else:
+            (src / "muc").symlink_to("lang")  # (safe_tar refuses absolute links)
+        archive = tmp_path / shape / "dataroot.tar.gz"
+        with tarfile.open(archive, "w:gz") as tar:
+            for entry in ("lang", "muc"):
+                tar.add(src / entry, arcname=entry)
+        dest = tmp_path / shape / "dest"
+        bk.extract_dataroot(str(archive), str(dest), (os.getuid(), os.getgid()))
+        assert sorted(p.name for p in dest.iterdir()) == ["lang"], shape
+
+
+def test_site_files_are_read_without_following_links(tmp_path):
+    (tmp_path / "real").mkdir()
+    (tmp_path / "real" / "config.php").write_text("mine")
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "config.php").write_text("root's secret")
+    (tmp_path / "linked").symlink_to(tmp_path / "elsewhere")
+    (tmp_path / "real" / "link.php").symlink_to(tmp_path / "elsewhere" / "config.php")
+    assert bk._read_regular_file("config.php", parent=str(tmp_path / "real")) == b"mine"
+    assert bk._read_regular_file("config.php", parent=str(tmp_path / "linked")) is None
+    assert bk._read_regular_file("link.php", parent=str(tmp_path / "real")) is None
+    assert bk._read_regular_file("config.php", parent=str(tmp_path / "absent")) is None
 
 
 def test_scan_filedir_reports_strangers(tmp_path):

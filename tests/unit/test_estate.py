@@ -694,7 +694,7 @@ def test_local_estate():
     inv = build_inventory(parse_estate(load(REPO / "inventories/local/estate.yml"), "local"))
     assert set(inv.hosts) == {"dev1", "qa1", "live1"}
     for host in inv.hosts.values():
-        assert host["vars"]["ansible_connection"] == "containers.podman.podman"
+        assert host["vars"]["ansible_connection"] == "podman_pipelined"
         assert host["vars"]["ansible_python_interpreter"] == "/usr/bin/python3"
         assert set(host["groups"]) >= {"web", "db"}
     dev1 = inv.hosts["dev1"]["vars"]

@@ -243,7 +243,7 @@ def test_cli_list_of_local_estate():
     hostvars = data["_meta"]["hostvars"]
     assert set(hostvars) == {"dev1", "qa1", "live1"}
     assert data["dev"]["children"] == ["acme_dev", "globex_dev"]
-    assert hostvars["dev1"]["ansible_connection"] == "containers.podman.podman"
+    assert hostvars["dev1"]["ansible_connection"] == "podman_pipelined"
     assert [s["customer"] for s in hostvars["dev1"]["estate_sites"]] == ["acme", "globex"]
     assert hostvars["live1"]["estate_site"]["wwwroot"] == "http://acme-live.local"
     assert "WARNING" not in stderr
@@ -363,19 +363,7 @@ def test_ec2_filter_and_record_check_reach_the_query(tmp_path, monkeypatch):
 # ----- AWX stores `ansible-inventory --list --export` as host vars (issue 20) ------------------------
 
 
-def unsafe_markers(value, path=""):
-    """Where the output holds {"__ansible_unsafe": ...}, with the wrapped string."""
-    if isinstance(value, dict):
-        if "__ansible_unsafe" in value:
-            yield path, value["__ansible_unsafe"]
-        for key, item in value.items():
-            yield from unsafe_markers(item, f"{path}.{key}")
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            yield from unsafe_markers(item, f"{path}[{index}]")
-
-
-def test_cli_export_of_example_estate_is_plain():
+def test_cli_export_of_example_estate_is_plain(unsafe_markers):
     out = cli("ansible-inventory", "-i", "inventories/example", "--list", "--export").stdout
     assert list(unsafe_markers(json.loads(out))) == []
     assert "__ansible_unsafe" not in out

@@ -314,16 +314,18 @@ def test_refusal_changes_nothing(case, tmp_path):
     assert state() == before
 
 
-def test_outside_the_window_is_refused(tmp_path):
+# Jobs that change Live, at a moment outside its (test) window: a Monday noon.
+OUTSIDE_THE_WINDOW = {
+    "promotion": ("promote.yml", {"customer": "acme", "to": "live", "release_at": "2026-11-23T12:00:00Z"}),
+    "restore": ("restore.yml", {"customer": "acme", "restore_at": "2026-11-23T12:00:00Z"}),
+}
+
+
+@pytest.mark.parametrize("job", list(OUTSIDE_THE_WINDOW))
+def test_outside_the_window_is_refused(job, tmp_path):
+    playbook, extra = OUTSIDE_THE_WINDOW[job]
     before = state()
-    out = run(
-        "promote.yml",
-        tmp_path,
-        inventory=closed_window_inventory(tmp_path),
-        customer="acme",
-        to="live",
-        release_at="2026-11-23T12:00:00Z",  # a Monday noon
-    )
+    out = run(playbook, tmp_path, inventory=closed_window_inventory(tmp_path), **extra)
     assert out.returncode != 0 and "window" in out.stdout, out.stdout[-3000:]
     assert state() == before
 
@@ -468,10 +470,20 @@ def web_login(site: str, username: str, password: str) -> bool:
     return "testsession=" in out.stdout
 
 
+SITES_HOSTS_REDIS = (("live1", "acme-live"), ("qa1", "acme-qa"))
+
+
+def web_maintenance(site: str) -> str:
+    """Moodle's maintenance_enabled setting: maintenance.php --enable sets it beside the flag file;
+    left on, the site stays in (web) maintenance for everyone but admins."""
+    return psql(site, "SELECT value FROM mdl_config WHERE name = 'maintenance_enabled'")
+
+
 def qa_state() -> dict:
     return {
         "record": record("acme-qa"),
         "maintenance": in_maintenance("acme-qa"),
+        "web_maintenance": web_maintenance("acme-qa"),
         "login": login_status("acme-qa"),
     }
 
@@ -501,6 +513,12 @@ def test_refresh_qa_restore_and_verify_run_on_the_hosts(tmp_path):
     refreshed = record("acme-qa")
     assert refreshed["refreshed_from"]["site"] == "acme-live" and refreshed["release"] == R3
     assert not in_maintenance("acme-qa") and login_status("acme-qa") == 200
+    assert web_maintenance("acme-qa") in ("", "0")
+    # QA keeps its own cache configuration (its Redis); Live's Redis password is not on QA's host.
+    redis_line = "grep -o \"'password' => '[^']*'\" /var/lib/lms/{}/muc/config.php"
+    live_redis, qa_redis = (_host(h).check_output(redis_line.format(s)) for h, s in SITES_HOSTS_REDIS)
+    assert live_redis != qa_redis
+    assert _host("qa1").run(f'grep -rqF "{live_redis}" /var/lib/lms/acme-qa').rc == 1
     # The shared accounts log in over HTTP; the learner (anonymised, suspended) cannot; no real address.
     assert all(web_login("acme-qa", user, password) for user, password in QA_PASSWORDS.items())
     assert not web_login("acme-qa", LEARNER[0], LEARNER[1])
@@ -573,14 +591,48 @@ def test_restore_refusals_change_nothing(case, tmp_path):
     assert state() == before
 
 
-def test_restore_into_live_outside_its_window_is_refused(tmp_path):
-    before = state()
-    out = run(
-        "restore.yml",
-        tmp_path,
-        inventory=closed_window_inventory(tmp_path),
-        customer="acme",
-        restore_at="2026-11-23T12:00:00Z",  # a Monday noon
+def test_one_job_at_a_time_per_site(tmp_path):
+    """While another job holds acme-dev's lock (a playbook that takes it, then waits), deploy.yml
+    is refused at once, naming that job, and nothing changes. Once that job has died, the next
+    deploy from this controller takes its lock over, runs, and leaves no lock behind."""
+    lock = "/srv/lms/acme-dev/.lock"
+    holding = tmp_path / "hold.yml"
+    holding.write_text(
+        f"""
+- hosts: localhost
+  connection: local
+  gather_facts: false
+  tasks:
+    - ansible.builtin.include_tasks: {REPO}/playbooks/tasks/site_lock.yml
+      vars:
+        site_lock__site: "{{{{ hostvars.dev1.estate_sites | selectattr('name', 'eq', 'acme-dev') | first }}}}"
+        site_lock__job: a long job
+    - ansible.builtin.command: sleep 900
+"""
     )
-    assert out.returncode != 0 and "window" in out.stdout, out.stdout[-3000:]
-    assert state() == before
+    env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"))
+    holder = subprocess.Popen(
+        [str(REPO / ".venv" / "bin" / "ansible-playbook"), "-i", INVENTORY, str(holding)],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        dev1 = _host("dev1")
+        assert dev1.run(f"timeout 180 sh -c 'until [ -f {lock} ]; do sleep 1; done'").rc == 0
+        before = state()
+        release = record("acme-dev")["release"]
+        out = run("deploy.yml", tmp_path, release=release, site="acme-dev")
+        assert out.returncode != 0 and "another job holds the site: a long job" in out.stdout, out.stdout[
+            -3000:
+        ]
+        assert state() == before
+    finally:
+        os.killpg(holder.pid, 9)
+        holder.wait()
+    assert _host("dev1").file(lock).exists  # a job that dies leaves its lock
+    out = run("deploy.yml", tmp_path, release=release, site="acme-dev")
+    assert out.returncode == 0 and "took over a stale lock" in out.stdout + out.stderr, out.stdout[-3000:]
+    assert not _host("dev1").file(lock).exists

@@ -1,13 +1,14 @@
 <?php
 // three-instance lms role: point Moodle's application cache (MUC) at the site's Redis.
-// Idempotent. Input from the environment (keeps the password out of the process list):
+// Idempotent. Input from the environment:
 //   LMS_CONFIG          the release's config.php
 //   LMS_REDIS_SERVER    the Redis socket path or host[:port]
-//   LMS_REDIS_PASSWORD  the Redis password
 //   LMS_REDIS_PREFIX    the key prefix
+// and the Redis password on stdin (never on a command line: `ps` would show it).
 // Prints {"changed": true|false}.
 
 define('CLI_SCRIPT', true);
+$password = rtrim((string)stream_get_contents(STDIN), "\r\n");
 require(getenv('LMS_CONFIG'));
 if (file_exists($CFG->dirroot . '/cache/lib.php')) {
     require_once($CFG->dirroot . '/cache/lib.php'); // Moodle < 4.4
@@ -21,7 +22,7 @@ $name = 'three_instance_redis';
 $want = [
     'server' => getenv('LMS_REDIS_SERVER'),
     'prefix' => getenv('LMS_REDIS_PREFIX'),
-    'password' => getenv('LMS_REDIS_PASSWORD'),
+    'password' => $password,
     'serializer' => 1, // Redis::SERIALIZER_PHP
     'compressor' => 0,
     'connectiontimeout' => 3,
