@@ -157,6 +157,7 @@ import io
 import os
 import pwd
 import shutil
+import stat
 import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
@@ -211,21 +212,46 @@ def differing(course: dict, wanted: dict, category_id: int | None) -> dict:
 
 
 class Work:
-    """A scratch folder the web user can use (for CSV files and backup output)."""
+    """A scratch folder for the web user's CSV input and backup output. The module (root) owns it
+    and writes the input (0644, for the web user to read); the web user writes only in ``out/``,
+    and what it writes there is read without following links (it could plant one to a file only
+    root may read)."""
 
     def __init__(self, web_user: str):
         self.path = tempfile.mkdtemp(prefix="lms-course-")
-        entry = pwd.getpwnam(web_user)
+        os.chmod(self.path, 0o711)  # noqa: S103 - the web user reaches its files, lists nothing
+        self.out = os.path.join(self.path, "out")
+        os.mkdir(self.out, 0o700)
         if os.geteuid() == 0:
-            os.chown(self.path, entry.pw_uid, entry.pw_gid)
-        os.chmod(self.path, 0o700)
+            entry = pwd.getpwnam(web_user)
+            os.chown(self.out, entry.pw_uid, entry.pw_gid)
 
-    def write(self, name: str, text: str) -> str:
+    def write(self, name: str, data) -> str:
+        """File ``name`` in the folder only root writes (text or bytes), readable by the web user."""
         path = os.path.join(self.path, name)
-        with open(path, "w", encoding="utf-8") as handle:
-            handle.write(text)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data.encode("utf-8") if isinstance(data, str) else data)
         os.chmod(path, 0o644)
         return path
+
+    def copy_in(self, src: str, name: str) -> str:
+        """A copy of ``src`` (a root-owned place) as ``name``, readable by the web user."""
+        path = self.write(name, b"")
+        shutil.copyfile(src, path)
+        return path
+
+    def copy_out(self, name: str, dest: str) -> None:
+        """Copy the web user's output ``out/<name>`` to ``dest``: a regular file, never a link."""
+        try:
+            fd = os.open(os.path.join(self.out, name), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        except OSError as exc:
+            raise MoodleError(f"the backup did not write {name} ({exc.strerror})") from exc
+        with os.fdopen(fd, "rb") as source:
+            if not stat.S_ISREG(os.fstat(source.fileno()).st_mode):
+                raise MoodleError(f"{name} written by the backup is not a regular file; refusing it")
+            with open(dest, "wb") as target:
+                shutil.copyfileobj(source, target)
 
     def close(self):
         shutil.rmtree(self.path, ignore_errors=True)
@@ -333,8 +359,7 @@ def main():
                     if p["template"]:
                         extra.append(f"--templatecourse={p['template']}")
                     if p["backup_file"]:
-                        readable = work.write("restore.mbz", "")
-                        shutil.copyfile(p["backup_file"], readable)
+                        readable = work.copy_in(p["backup_file"], "restore.mbz")
                         extra.append(f"--restorefile={readable}")
                     result["summary"] = upload(site, work, "createnew", row, extra)
                     result["seconds"] = result["summary"]["seconds"]
@@ -362,13 +387,13 @@ def main():
                 result["changes"].append(f"backed up to {dest}")
                 if not module.check_mode:
                     work = Work(p["web_user"])
-                    written = os.path.join(work.path, "course.mbz")
+                    written = os.path.join(work.out, "course.mbz")
                     run = site.helper(
                         "course_backup",
                         {"courseid": course["id"], "file": written, "users": p["include_users"]},
                     )
                     tmp = dest + ".partial"
-                    shutil.copyfile(written, tmp)
+                    work.copy_out("course.mbz", tmp)
                     os.chmod(tmp, 0o640)
                     os.replace(tmp, dest)
                     result["sha256"] = sha256(dest)
@@ -391,9 +416,7 @@ def main():
                     result["changes"].append(f"{verb} from {src}")
                 if not module.check_mode:
                     work = Work(p["web_user"])
-                    readable = os.path.join(work.path, "restore.mbz")
-                    shutil.copyfile(src, readable)
-                    os.chmod(readable, 0o644)
+                    readable = work.copy_in(src, "restore.mbz")
                     request = {"file": readable, "sha256": digest, "include_users": p["include_users"]}
                     if course is None:
                         request.update(

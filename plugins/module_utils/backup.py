@@ -849,6 +849,51 @@ def download_verified(store, key: str, dest: str, sha256: str) -> None:
         )
 
 
+class _FiledirReader:
+    """The target's own filedir, for hard links to content it already has. The site's user writes
+    it, so nothing is followed: each level is opened with O_NOFOLLOW and held by its descriptor,
+    a file is linked only if it is a regular file of the expected size that the site's user owns,
+    and the link itself is made relative to the held folder (no path is resolved twice)."""
+
+    FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
+
+    def __init__(self, filedir: str):
+        self.filedir = filedir
+        self.fds: dict[str, int] = {}
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        for fd in self.fds.values():
+            if fd >= 0:
+                os.close(fd)
+
+    def _folder(self, rel: str) -> int | None:
+        if rel not in self.fds:
+            parent, name = (None, self.filedir) if not rel else (self._folder(rel[:-3]), rel[-2:])
+            if rel and parent is None:
+                return None
+            try:
+                self.fds[rel] = os.open(name, self.FLAGS, dir_fd=parent)
+            except OSError:
+                self.fds[rel] = -1
+        return None if self.fds[rel] < 0 else self.fds[rel]
+
+    def link(self, sha1: str, size: int, uid: int, dest: str) -> bool:
+        folder = self._folder(f"{sha1[:2]}/{sha1[2:4]}")
+        if folder is None:
+            return False
+        try:
+            st = os.stat(sha1, dir_fd=folder, follow_symlinks=False)
+            if not stat.S_ISREG(st.st_mode) or st.st_size != size or st.st_uid != uid:
+                return False
+            os.link(sha1, dest, src_dir_fd=folder, follow_symlinks=False)
+        except OSError:
+            return False
+        return True
+
+
 def stage_filedir(
     store, keys: Keys, manifest: dict, dest: str, local: str, owner: tuple[int, int], content: Content
 ) -> dict:
@@ -877,20 +922,18 @@ def stage_filedir(
             counts["downloaded_bytes"] += size
 
     fetch_loose, fetch_packed = [], {}
-    for sha1, size in manifest["filedir"].items():
-        existing = os.path.join(local, sha1[:2], sha1[2:4], sha1)
-        with contextlib.suppress(OSError):
-            if os.path.getsize(existing) == size:
-                os.link(existing, target(sha1))
+    with _FiledirReader(local) as existing:
+        for sha1, size in manifest["filedir"].items():
+            if existing.link(sha1, size, owner[0], target(sha1)):
                 counts["linked"] += 1
                 continue
-        where = content.locate(sha1, size, packs)
-        if where is None:
-            raise BackupError(f"filedir object {sha1} is missing in the bucket; refusing this backup")
-        if where[0] == "loose":
-            fetch_loose.append((sha1, size))
-        else:
-            fetch_packed.setdefault(where[0], []).append((sha1, where[1], size))
+            where = content.locate(sha1, size, packs)
+            if where is None:
+                raise BackupError(f"filedir object {sha1} is missing in the bucket; refusing this backup")
+            if where[0] == "loose":
+                fetch_loose.append((sha1, size))
+            else:
+                fetch_packed.setdefault(where[0], []).append((sha1, where[1], size))
 
     def get_loose(item):
         write(item[0], store.get(keys.content(item[0])), item[1])

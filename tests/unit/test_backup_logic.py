@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import gzip
+import hashlib
 import io
 import json
 import os
@@ -256,3 +257,36 @@ def test_sql_names_are_matched_whole(monkeypatch, tmp_path, dbname):
     monkeypatch.setattr(bk, "read_site_config", lambda site: {"dbname": dbname, "dbuser": "moodle"})
     with pytest.raises(bk.BackupError, match="has characters a restore test does not handle"):
         bk.verify_backup({"scratch_dir": str(tmp_path), "site": "acme-live"})
+
+
+def test_filedir_content_is_linked_only_from_regular_files_of_the_site(tmp_path):
+    """A restore hard-links what the target's filedir already holds; the site's user writes that
+    folder, so a link (to a file or a folder elsewhere) must never be followed."""
+    filedir, elsewhere, dest = tmp_path / "filedir", tmp_path / "elsewhere", tmp_path / "new"
+    body = b"12345"
+    names = {kind: hashlib.sha1(kind.encode(), usedforsecurity=False).hexdigest() for kind in
+             ("own", "file link", "folder link", "wrong size", "other owner")}  # fmt: skip
+    elsewhere.mkdir()
+    (elsewhere / "secret").write_bytes(body)
+    for kind, sha1 in names.items():
+        folder = filedir / sha1[:2] / sha1[2:4]
+        if kind == "folder link":
+            folder.parent.mkdir(parents=True, exist_ok=True)
+            (elsewhere / sha1).write_bytes(body)
+            folder.symlink_to(elsewhere)
+            continue
+        folder.mkdir(parents=True, exist_ok=True)
+        if kind == "file link":
+            (folder / sha1).symlink_to(elsewhere / "secret")
+        else:
+            (folder / sha1).write_bytes(body + (b"!" if kind == "wrong size" else b""))
+    dest.mkdir()
+    linked = {}
+    with bk._FiledirReader(str(filedir)) as existing:
+        for kind, sha1 in names.items():
+            uid = os.getuid() + (1 if kind == "other owner" else 0)
+            linked[kind] = existing.link(sha1, len(body), uid, str(dest / sha1))
+    assert linked == {"own": True, "file link": False, "folder link": False, "wrong size": False,
+                      "other owner": False}  # fmt: skip
+    assert (dest / names["own"]).read_bytes() == body and not (dest / names["own"]).is_symlink()
+    assert sorted(p.name for p in dest.iterdir()) == [names["own"]]

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
+import pwd
+import stat
 import sys
 from pathlib import Path
 from unittest import mock
@@ -249,6 +252,30 @@ def test_course_fields_and_differences():
     assert mod.differing({**course, "visible": False}, wanted, 1) == {}
     text = mod.csv_text({"shortname": "C,1", "fullname": 'Say "hi"'})
     assert text == 'shortname,fullname\n"C,1","Say ""hi"""\n'
+
+
+def test_course_scratch_folder_never_follows_what_the_web_user_wrote(tmp_path):
+    """The web user writes only in out/; a link it plants there (to a file only root may read) is
+    refused, not copied; the input files are in a folder it cannot write."""
+    mod = load("lms_course")
+    work = mod.Work(pwd.getpwuid(os.getuid()).pw_name)
+    try:
+        assert stat.S_IMODE(os.stat(work.path).st_mode) == 0o711 and os.stat(work.out).st_uid == os.getuid()
+        secret = tmp_path / "root-only"
+        secret.write_text("secret")
+        os.symlink(secret, os.path.join(work.out, "course.mbz"))
+        with pytest.raises(mod.MoodleError, match=r"course\.mbz"):
+            work.copy_out("course.mbz", str(tmp_path / "copy"))
+        assert not (tmp_path / "copy").exists()
+        os.unlink(os.path.join(work.out, "course.mbz"))
+        with open(os.path.join(work.out, "course.mbz"), "wb") as out:
+            out.write(b"mbz")
+        work.copy_out("course.mbz", str(tmp_path / "copy"))
+        assert (tmp_path / "copy").read_bytes() == b"mbz"
+        assert stat.S_IMODE(os.stat(work.write("course.csv", "a,b")).st_mode) == 0o644
+    finally:
+        work.close()
+    assert not os.path.exists(work.path)
 
 
 def test_course_argument_errors(capsys):

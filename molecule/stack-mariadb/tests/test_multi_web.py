@@ -99,6 +99,17 @@ def test_the_schema_change_upgraded_once_inside_one_window():
     assert began <= first["switched_at"] <= second["switched_at"] <= began + first["maintenance_seconds"]
 
 
+def test_a_database_rollback_holds_maintenance_until_every_host_switched_back():
+    """Release 2 rolled back (side_effect.yml): mweb1 restored the database and kept maintenance on
+    while mweb2 switched back, so no host served release 2's code on the older database."""
+    first, second = ([e for e in history(web) if e["outcome"] == "rolled-back"][-1] for web in WEB)
+    assert first["previous_release"] == second["previous_release"] == R2
+    assert first["snapshot"] and first["maintenance_seconds"] > 0 and second["snapshot"] is None
+    began, ended = first["maintenance_since"], first["maintenance_since"] + first["maintenance_seconds"]
+    assert began <= first["switched_at"] <= second["switched_at"] <= ended
+    assert first["verified"] and second["verified"]
+
+
 def test_a_release_without_maintenance_rolls_host_by_host():
     first, second = entry(WEB[0], R3), entry(WEB[1], R3)
     for e in (first, second):

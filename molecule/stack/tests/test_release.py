@@ -31,6 +31,7 @@ import moodle_source
 INVENTORY = os.environ.get("STACK_INVENTORY", str(REPO / "inventories" / "local"))
 BUCKET = "molecule-releases"
 R1, R2, R3, FAIL = "moodle-5.1-r1", "moodle-5.1-r2", "moodle-5.1-r3", "moodle-5.1-fail"
+WEBFAIL = "moodle-5.1-webfail"
 SITES = {"acme-dev": "dev1", "acme-qa": "qa1", "acme-live": "live1", "globex-dev": "dev1", "globex-qa": "qa1"}
 TIDEMO = "2026010100"  # release 3 changes only local_tidemo's $plugin->release string
 
@@ -438,6 +439,68 @@ def test_failed_upgrade_on_live_puts_live_back(tmp_path):
         assert psql(site, "SELECT count(*) FROM mdl_config_plugins WHERE plugin='local_tifail'") == "0"
 
 
+class Probe:
+    """What a user gets from a site during a job: from inside its host, but through the host's own
+    address (not loopback, which the deploy's gate lets through), a request every 0.2 s."""
+
+    def __init__(self, site: str):
+        self.host, self.name = _host(SITES[site]), f"{site}.local"
+        self.out, self.stop = f"/tmp/probe-{site}", f"/tmp/probe-{site}.stop"  # noqa: S108 - in the test host
+
+    def __enter__(self):
+        address = self.host.check_output("hostname -I").split()[0]
+        loop = (
+            f"while [ ! -f {self.stop} ]; do curl -s -o /dev/null --max-time 10 -w '%{{http_code}}\\n'"
+            f" --resolve {self.name}:80:{address} http://{self.name}/login/index.php >> {self.out};"
+            " sleep 0.2; done"
+        )
+        self.host.check_output(f'rm -f {self.out} {self.stop}; setsid -f sh -c "{loop}" >/dev/null 2>&1')
+        return self
+
+    def __exit__(self, *exc):
+        self.host.run(f"touch {self.stop}; sleep 1")
+
+    def codes(self) -> dict[str, int]:
+        seen = self.host.check_output(f"cat {self.out}").split()
+        return {code: seen.count(code) for code in sorted(set(seen))}
+
+
+def test_a_release_that_breaks_lives_pages_never_reaches_users(tmp_path):
+    """local_tiwebfail makes every web request on Live answer 500 (the CLI works, dev and QA serve
+    pages, so it is verified there). The promotion to Live fails its smoke checks behind the gate
+    and puts Live back; a user's probe sees 200 and 503, never a 500."""
+    built = run(
+        "build_release.yml",
+        tmp_path,
+        manifest=str(REPO / "releases" / f"{WEBFAIL}.yml"),
+        release_manifest_vars={"MOODLE_SRC": MOODLE_SRC},
+    )
+    assert built.returncode == 0, built.stdout[-3000:]
+    for playbook, extra in (
+        ("deploy.yml", {"site": "acme-dev", "release": WEBFAIL}),
+        ("promote.yml", {"customer": "acme", "to": "qa"}),
+    ):
+        out = run(playbook, tmp_path, **extra)
+        assert out.returncode == 0, out.stdout[-4000:]
+    live_before = state()["acme-live"]
+    with Probe("acme-live") as probe:
+        out = run("promote.yml", tmp_path, customer="acme", to="live")
+    assert out.returncode != 0 and f"deploying release {WEBFAIL} FAILED" in out.stdout, out.stdout[-4000:]
+    codes = probe.codes()
+    assert set(codes) <= {"200", "503"} and codes.get("503", 0) > 0 and codes.get("200", 0) > 0, codes
+    after = state()["acme-live"]
+    assert after["current"] == live_before["current"] and after["record"] == live_before["record"]
+    failed = history("acme-live")[-1]
+    assert failed["outcome"] == "failed" and "login_page" in failed["error"], failed
+    assert failed["database_restored_from"] == failed["snapshot"] and failed["outage_seconds"] > 0, failed
+    assert psql("acme-live", "SELECT count(*) FROM mdl_config_plugins WHERE plugin='local_tiwebfail'") == "0"
+    assert not in_maintenance("acme-live") and login_status("acme-live") == 200
+    # QA back on release 3 (the refresh below restores Live's release-3 backup into it); Dev keeps it.
+    out = run("rollback.yml", tmp_path, site="acme-qa")
+    assert out.returncode == 0, out.stdout[-4000:]
+    assert record("acme-qa")["release"] == R3
+
+
 # ----- backups restored on the hosts themselves (Debian 12's Python 3.11.2) ---------------------------
 
 QA_PASSWORDS = {"admin": "Qa-Admin-Pass-1!", "tutor": "Qa-Tutor-Pass-1!", "student": "Qa-Student-Pass-1!"}
@@ -489,8 +552,9 @@ def qa_state() -> dict:
 
 
 def test_refresh_qa_restore_and_verify_run_on_the_hosts(tmp_path):
-    """Live backed up, QA refreshed from it, restore.yml and verify_backup.yml: every backup module
-    runs on the containers' own Python, and QA ends sanitised with the shared accounts."""
+    """Live backed up, restore.yml of it into QA, QA refreshed from it, verify_backup.yml and
+    restore.yml into Live: every backup module runs on the containers' own Python, and QA ends
+    sanitised with the shared accounts."""
     username, password, email = LEARNER
     learner = (
         f"'username' => '{username}', 'password' => '{password}', 'email' => '{email}',"
@@ -507,7 +571,15 @@ def test_refresh_qa_restore_and_verify_run_on_the_hosts(tmp_path):
     out = run("backup.yml", tmp_path, customer="acme")
     assert out.returncode == 0, out.stdout[-4000:]
 
-    out = run("refresh_qa.yml", tmp_path, customer="acme", qa_accounts_passwords=QA_PASSWORDS)
+    # restore.yml of Live's backup into QA (the operator's own choice: nothing is sanitised), on
+    # qa1's Python; the refresh below restores it again (force) and sanitises it.
+    out = run("restore.yml", tmp_path, site="acme-qa", source_site="acme-live")
+    assert out.returncode == 0, out.stdout[-4000:]
+    assert not in_maintenance("acme-qa") and web_login("acme-qa", LEARNER[0], LEARNER[1])
+
+    out = run(
+        "refresh_qa.yml", tmp_path, customer="acme", refresh_qa_force=True, qa_accounts_passwords=QA_PASSWORDS
+    )
     assert out.returncode == 0, out.stdout[-6000:]
     assert all(password not in out.stdout for password in QA_PASSWORDS.values())
     refreshed = record("acme-qa")
