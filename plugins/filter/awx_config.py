@@ -62,6 +62,23 @@ def survey_problems(where: str, survey: list, choices: dict) -> list[str]:
     return problems
 
 
+def answer_problems(survey: list, answers: dict, choices: dict) -> list[str]:
+    """What AWX refuses in a launch's survey answers (before any job runs): a required question left
+    empty, an answer outside the choices, a text outside its lengths."""
+    problems = []
+    for q in survey:
+        value = answers.get(q["variable"], q.get("default", ""))
+        if value in ("", None):
+            if q["required"]:
+                problems.append(f"'{q['variable']}' is required")
+            continue
+        if q["type"] == "multiplechoice" and value not in _choices(q, choices):
+            problems.append(f"'{q['variable']}': {value!r} is not one of {_choices(q, choices)}")
+        if q["type"] in ("text", "textarea", "password") and not q["min"] <= len(str(value)) <= q["max"]:
+            problems.append(f"'{q['variable']}': {len(str(value))} characters, not {q['min']}-{q['max']}")
+    return problems
+
+
 def rrule_problems(where: str, rrule: str) -> list[str]:
     """The subset of RFC 5545 RRULEs the configuration uses: FREQ, INTERVAL, BYDAY."""
     problems = []

@@ -9,8 +9,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import yaml
+
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
+sys.path.insert(0, str(REPO / "plugins" / "filter"))
+
+import awx_config
+
 # The controller's own Python (boto3 is there), not whatever the host's discovery finds.
 PYTHON = f"ansible_python_interpreter={sys.executable}"
 
@@ -53,3 +59,48 @@ def module_result(proc: subprocess.CompletedProcess) -> dict:
         raise AssertionError(
             f"no JSON result from ansible (rc={proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
         ) from exc
+
+
+class AwxSurveyError(AssertionError):
+    """AWX refuses the launch: the survey's answers are not valid (nothing runs)."""
+
+
+def awx_job(
+    template: str,
+    answers: dict,
+    inventory: str,
+    data_dir: Path,
+    injected: dict | None = None,
+    choices: dict | None = None,
+    timeout: int = 1800,
+) -> subprocess.CompletedProcess:
+    """A job template of awx/controller.yml run the way AWX runs it: the survey checks the answers
+    (AwxSurveyError, nothing runs), then ansible-runner runs the template's playbook from a private
+    data dir - project/ (this repository, whose ansible.cfg applies), the inventory, env/extravars
+    (the template's extra vars, the answers, what the credentials inject (``injected``) and what AWX
+    adds: awx_job_id, awx_user_name). Returns rc, stdout (``.tail``: its end)."""
+    config = yaml.safe_load((REPO / "awx" / "controller.yml").read_text())
+    jt = next(t for t in config["job_templates"] if t["name"] == template)
+    problems = awx_config.answer_problems(jt["survey"], answers, choices or {})
+    if problems:
+        raise AwxSurveyError(f"{template}: " + "; ".join(problems))
+    asked = {q["variable"] for q in jt["survey"]}
+    defaults = {q["variable"]: q["default"] for q in jt["survey"] if "default" in q}
+    extravars = {
+        **jt.get("extra_vars", {}),
+        **defaults,
+        **{k: v for k, v in answers.items() if k in asked},  # AWX drops what the survey does not ask
+        **(injected or {}),
+        "awx_job_id": 4242,
+        "awx_user_name": "awx-operator",
+    }
+    (data_dir / "env").mkdir(parents=True, exist_ok=True)
+    (data_dir / "env" / "extravars").write_text(json.dumps(extravars))
+    if not (data_dir / "project").exists():
+        (data_dir / "project").symlink_to(REPO)
+    env = {k: v for k, v in os.environ.items() if k != "ANSIBLE_CONFIG"}  # the project's ansible.cfg
+    env.update(ANSIBLE_NOCOLOR="1", PATH=f"{BIN}:{env.get('PATH', '')}")
+    cmd = [str(BIN / "ansible-runner"), "run", str(data_dir), "-p", jt["playbook"], "--inventory", inventory]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout, check=False)
+    proc.tail = (proc.stdout + proc.stderr)[-3000:]
+    return proc

@@ -28,6 +28,10 @@ REPO = Path(os.environ.get("MOLECULE_PROJECT_DIRECTORY", Path(__file__).resolve(
 sys.path.insert(0, str(REPO / "tools"))
 import moodle_source
 
+# AWX's way of running a job template (ansible-runner; awx/controller.yml's surveys).
+sys.path.insert(0, str(REPO / "tests" / "integration"))
+from ansible_cli import AwxSurveyError, awx_job
+
 INVENTORY = os.environ.get("STACK_INVENTORY", str(REPO / "inventories" / "local"))
 BUCKET = "molecule-releases"
 R1, R2, R3, FAIL = "moodle-5.1-r1", "moodle-5.1-r2", "moodle-5.1-r3", "moodle-5.1-fail"
@@ -109,6 +113,17 @@ def backup_manifests(prefix: str = LIVE_MANIFESTS) -> list[str]:
 
 # The same Moodle source as the converge (tools/moodle_source.py: MOODLE_SRC, the cache, the download).
 MOODLE_SRC = moodle_source.resolve()["path"]
+
+
+# The survey's choices as awx/apply.yml would fill them from this estate.
+AWX_CHOICES = {"customers": ["acme", "globex"], "sites": sorted([*SITES, "globex-live"])}
+
+
+def awx(template: str, tmp_path: Path, **answers) -> subprocess.CompletedProcess:
+    """Job template ``template`` launched with these survey answers, as AWX runs it (ansible-runner);
+    the stores and the QA accounts come in as the credentials inject them."""
+    injected = {"release_store": STORE, "backup_store": BACKUP_STORE, "qa_accounts_passwords": QA_PASSWORDS}
+    return awx_job(template, answers, INVENTORY, tmp_path / "awx", injected, AWX_CHOICES)
 
 
 def run(
@@ -390,12 +405,10 @@ def test_failed_upgrade_on_live_puts_live_back(tmp_path):
         release_manifest_vars={"MOODLE_SRC": MOODLE_SRC},
     )
     assert built.returncode == 0, built.stdout[-3000:]
-    for playbook, extra in (
-        ("deploy.yml", {"site": "acme-dev", "release": FAIL}),
-        ("promote.yml", {"customer": "acme", "to": "qa"}),
-    ):
-        out = run(playbook, tmp_path, **extra)
-        assert out.returncode == 0, out.stdout[-4000:]
+    out = run("deploy.yml", tmp_path, site="acme-dev", release=FAIL)
+    assert out.returncode == 0, out.stdout[-4000:]
+    out = awx("Promote a release", tmp_path, customer="acme", to="qa")  # as AWX runs it
+    assert out.returncode == 0, out.tail
     live_before = state()["acme-live"]
     tables_before = psql("acme-live", "SELECT count(*) FROM pg_tables WHERE schemaname='public'")
 
@@ -568,19 +581,17 @@ def test_refresh_qa_restore_and_verify_run_on_the_hosts(tmp_path):
         f" {{ user_create_user([{learner}]); }}",
     )
     assert web_login("acme-live", LEARNER[0], LEARNER[1])
-    out = run("backup.yml", tmp_path, customer="acme")
-    assert out.returncode == 0, out.stdout[-4000:]
+    out = awx("Back up a site", tmp_path, customer="acme")  # as AWX runs it
+    assert out.returncode == 0, out.tail
 
     # restore.yml of Live's backup into QA (the operator's own choice: nothing is sanitised), on
-    # qa1's Python; the refresh below restores it again (force) and sanitises it.
+    # qa1's Python; the refresh below (a fresh backup of Live first) restores and sanitises QA.
     out = run("restore.yml", tmp_path, site="acme-qa", source_site="acme-live")
     assert out.returncode == 0, out.stdout[-4000:]
     assert not in_maintenance("acme-qa") and web_login("acme-qa", LEARNER[0], LEARNER[1])
 
-    out = run(
-        "refresh_qa.yml", tmp_path, customer="acme", refresh_qa_force=True, qa_accounts_passwords=QA_PASSWORDS
-    )
-    assert out.returncode == 0, out.stdout[-6000:]
+    out = awx("Refresh QA from Live", tmp_path, customer="acme", fresh_backup="true")
+    assert out.returncode == 0, out.tail
     assert all(password not in out.stdout for password in QA_PASSWORDS.values())
     refreshed = record("acme-qa")
     assert refreshed["refreshed_from"]["site"] == "acme-live" and refreshed["release"] == R3
@@ -660,6 +671,17 @@ def test_restore_refusals_change_nothing(case, tmp_path):
     before = state()
     out = run("restore.yml", tmp_path, **extra)
     assert out.returncode != 0 and message in out.stdout, out.stdout[-3000:]
+    assert state() == before
+
+
+def test_awx_refuses_bad_answers_before_any_change(tmp_path):
+    """Launched as AWX launches it: an answer outside the survey's choices never starts a job; one
+    the survey takes but the playbook refuses (a Dev backup over Live) changes nothing."""
+    before = state()
+    with pytest.raises(AwxSurveyError, match="'to': 'prod' is not one of"):
+        awx("Promote a release", tmp_path, customer="acme", to="prod")
+    out = awx("Restore a site", tmp_path, site="acme-live", source_site="acme-dev")
+    assert out.returncode != 0 and "restored only from its own backups" in out.stdout, out.tail
     assert state() == before
 
 
