@@ -190,16 +190,17 @@ def round_trip(source: ms.MoodleTestSite, target: ms.MoodleTestSite, bucket: dic
     flag = target.dataroot / "climaintenance.html"
     flag.write_text("<h1>Back soon</h1>")
     # Each site's cache configuration (MUC: its Redis and the password) is its own: the source's
-    # (Moodle wrote it at install) never reaches the backup nor the target; the target keeps its own.
-    assert (source.dataroot / "muc" / "config.php").is_file()
+    # (Moodle wrote it at install) never reaches the backup nor the target; the target keeps its own
+    # (here a valid one, marked).
+    source_muc = (source.dataroot / "muc" / "config.php").read_text()
     target_muc = target.dataroot / "muc" / "config.php"
     target_muc.parent.mkdir(exist_ok=True)
-    target_muc.write_text("<?php // the target's own Redis\n")
+    target_muc.write_text(source_muc + "\n// the target's own\n")
     restored = restore("lms_restore", **restore_args, settings={"theme_boost/brandcolor": "#005a9c"})
     assert restored.get("changed"), restored
     # A site in maintenance stays in it (QA serves nothing before it is sanitised).
     assert flag.read_text() == "<h1>Back soon</h1>"
-    assert target_muc.read_text() == "<?php // the target's own Redis\n"
+    assert target_muc.read_text() == source_muc + "\n// the target's own\n"
     assert pwd.getpwuid(target_muc.stat().st_uid).pw_name == target.web_user
     assert restore("lms_maintenance", state="disabled")["changed"] is True and not flag.exists()
     assert restored["backup_id"] == second["backup_id"]
