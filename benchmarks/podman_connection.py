@@ -22,7 +22,9 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-BIN = REPO / ".venv" / "bin"
+sys.path.insert(0, str(REPO / "tests" / "integration"))
+from ansible_cli import ansible_playbook
+
 IMAGE = "localhost/three-instance-host:bookworm"
 HOST = "ti-bench-connection"
 
@@ -67,18 +69,10 @@ def run_playbook(connection: str, tasks: int, work: Path) -> float:
     inventory = work / "hosts"
     python = "ansible_python_interpreter=/usr/bin/python3"
     inventory.write_text(f"{HOST} ansible_connection={connection} {python}\n")
-    env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"))
     started = time.monotonic()
-    out = subprocess.run(
-        [str(BIN / "ansible-playbook"), "-i", str(inventory), str(play)],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    out = ansible_playbook("-i", str(inventory), str(play))
     if out.returncode != 0:
-        sys.exit(f"{connection}: the playbook failed:\n{out.stdout[-3000:]}{out.stderr[-2000:]}")
+        sys.exit(f"{connection}: the playbook failed:\n{out.tail}")
     return time.monotonic() - started
 
 

@@ -398,18 +398,24 @@ def test_rollback_switches_back_then_promote_again(tmp_path):
 # ----- fault injection -------------------------------------------------------------------------------
 
 
-def test_failed_upgrade_on_live_puts_live_back(tmp_path):
+def verified_on_qa(release: str, tmp_path: Path) -> None:
+    """Build ``release`` and take it the one way to Live: deployed to acme-dev, promoted to acme-qa
+    (as AWX runs the promotion)."""
     built = run(
         "build_release.yml",
         tmp_path,
-        manifest=str(REPO / "releases" / f"{FAIL}.yml"),
+        manifest=str(REPO / "releases" / f"{release}.yml"),
         release_manifest_vars={"MOODLE_SRC": MOODLE_SRC},
     )
     assert built.returncode == 0, built.stdout[-3000:]
-    out = run("deploy.yml", tmp_path, site="acme-dev", release=FAIL)
+    out = run("deploy.yml", tmp_path, site="acme-dev", release=release)
     assert out.returncode == 0, out.stdout[-4000:]
-    out = awx("Promote a release", tmp_path, customer="acme", to="qa")  # as AWX runs it
+    out = awx("Promote a release", tmp_path, customer="acme", to="qa")
     assert out.returncode == 0, out.tail
+
+
+def test_failed_upgrade_on_live_puts_live_back(tmp_path):
+    verified_on_qa(FAIL, tmp_path)
     live_before = state()["acme-live"]
     tables_before = psql("acme-live", "SELECT count(*) FROM pg_tables WHERE schemaname='public'")
 
@@ -483,19 +489,7 @@ def test_a_release_that_breaks_lives_pages_never_reaches_users(tmp_path):
     """local_tiwebfail makes every web request on Live answer 500 (the CLI works, dev and QA serve
     pages, so it is verified there). The promotion to Live fails its smoke checks behind the gate
     and puts Live back; a user's probe sees 200 and 503, never a 500."""
-    built = run(
-        "build_release.yml",
-        tmp_path,
-        manifest=str(REPO / "releases" / f"{WEBFAIL}.yml"),
-        release_manifest_vars={"MOODLE_SRC": MOODLE_SRC},
-    )
-    assert built.returncode == 0, built.stdout[-3000:]
-    for playbook, extra in (
-        ("deploy.yml", {"site": "acme-dev", "release": WEBFAIL}),
-        ("promote.yml", {"customer": "acme", "to": "qa"}),
-    ):
-        out = run(playbook, tmp_path, **extra)
-        assert out.returncode == 0, out.stdout[-4000:]
+    verified_on_qa(WEBFAIL, tmp_path)
     live_before = state()["acme-live"]
     with Probe("acme-live") as probe:
         out = run("promote.yml", tmp_path, customer="acme", to="live")
