@@ -537,9 +537,10 @@ def upload_content(store, keys: Keys, wanted: dict[str, tuple[str, int]], part_s
             return
         digest = hashlib.sha1(usedforsecurity=False)
         with open(path, "rb") as handle:
-            store.stream_upload(key, handle, part_size, on_chunk=digest.update)
-        if digest.hexdigest() != sha1:
-            store.delete([key])
+            stored = store.stream_upload(
+                key, handle, part_size, on_chunk=digest.update, accept=lambda: digest.hexdigest() == sha1
+            )
+        if stored < 0:
             damaged.append(path)
 
     def upload_pack(batch):

@@ -230,12 +230,14 @@ class S3Store:
 
     # ----- streams -----------------------------------------------------------------------------------
 
-    def stream_upload(self, key: str, source, part_size: int = 16 * MIB, on_chunk=None) -> int:
+    def stream_upload(self, key: str, source, part_size: int = 16 * MIB, on_chunk=None, accept=None) -> int:
         """Upload everything ``source.read()`` gives as one multipart object; returns its size.
 
-        ``on_chunk(bytes)`` sees every byte in order (for checksums). Any exception aborts the upload
-        (no object, no parts kept). Parts are uploaded by up to ``threads`` workers while the next part
-        is read, so the producer (pg_dump, tar) keeps running.
+        ``on_chunk(bytes)`` sees every byte in order (for checksums). ``accept()``, asked once all
+        parts are up, may refuse the object: then, as after any exception, the upload is aborted (no
+        object, no parts kept) and -1 returned. Nothing is deleted, so a key without delete rights
+        never leaves an object under a wrong name. Parts are uploaded by up to ``threads`` workers
+        while the next part is read, so the producer (pg_dump, tar) keeps running.
         """
         args = self.write_args()
         try:
@@ -272,6 +274,9 @@ class S3Store:
                         break
                     number += 1
                 parts = [future.result() for future in futures]
+            if accept is not None and not accept():
+                self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
+                return -1
             self.client.complete_multipart_upload(
                 Bucket=self.bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}
             )

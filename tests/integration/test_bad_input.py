@@ -1,0 +1,255 @@
+"""Bad input to the operator playbooks, as an operator's mistake or a tenant's attack would give it:
+each case is refused on the controller before any host is touched, with a message that names what
+is wrong, and without echoing a huge value back whole.
+
+The estate is the local one with every host made unreachable (TEST-NET-1 addresses over ssh): a
+play that reached a host would show it as unreachable in the recap, so "only localhost ran, and
+changed nothing" proves that no site's `current`, record or data can have changed. Refusals that
+need the hosts' own facts (what runs on the tier below, a forged promotion, a source never
+deployed) are tested on the containers: molecule/stack/tests/test_release.py (REFUSALS,
+RESTORE_REFUSALS, OUTSIDE_THE_WINDOW). The table of these cases is in docs/trust.md, and
+test_the_docs_table_lists_every_case keeps the two the same.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+
+import pytest
+import yaml
+from ansible_cli import REPO, ansible_playbook
+
+HUGE = "a" * 5000
+MONDAY_NOON = "2026-11-23T12:00:00Z"
+BAD_STORE = {"bucket": "Bad_Bucket!", "prefix": "lms-backups"}
+
+# case: (playbook, extra vars, what the refusal must say)
+CASES = {
+    # deploy.yml
+    "deploy: no release": ("deploy.yml", {"site": "acme-dev"}, "give the release to deploy"),
+    "deploy: release with shell metacharacters": (
+        "deploy.yml",
+        {"site": "acme-dev", "release": "r1;rm -rf /"},
+        "give the release to deploy",
+    ),
+    "deploy: release with traversal": (
+        "deploy.yml",
+        {"site": "acme-dev", "release": "../../etc/passwd"},
+        "give the release to deploy",
+    ),
+    "deploy: empty release": (
+        "deploy.yml",
+        {"site": "acme-dev", "release": ""},
+        "give the release to deploy",
+    ),
+    "deploy: 5,000-character release": (
+        "deploy.yml",
+        {"site": "acme-dev", "release": HUGE},
+        "give the release to deploy",
+    ),
+    "deploy: unknown site": (
+        "deploy.yml",
+        {"site": "acme-staging", "release": "r1"},
+        "unknown site acme-staging",
+    ),
+    "deploy: site with traversal": ("deploy.yml", {"site": "../acme-dev", "release": "r1"}, "unknown site"),
+    "deploy: site and customer both": (
+        "deploy.yml",
+        {"site": "acme-dev", "customer": "acme", "release": "r1"},
+        "not both",
+    ),
+    "deploy: 5,000-character site": ("deploy.yml", {"site": HUGE, "release": "r1"}, "unknown site"),
+    "deploy: a site with no host here": (
+        "deploy.yml",
+        {"site": "globex-live", "release": "r1"},
+        "has no host in this inventory",
+    ),
+    # promote.yml
+    "promote: unknown tier": ("promote.yml", {"customer": "acme", "to": "staging"}, "unknown tier"),
+    "promote: to dev": ("promote.yml", {"customer": "acme", "to": "dev"}, "dev is never a promotion target"),
+    "promote: unknown customer": (
+        "promote.yml",
+        {"customer": "initech", "to": "qa"},
+        "unknown customer initech",
+    ),
+    "promote: customer with shell metacharacters": (
+        "promote.yml",
+        {"customer": "acme$(id)", "to": "qa"},
+        "unknown customer",
+    ),
+    "promote: 5,000-character customer": ("promote.yml", {"customer": HUGE, "to": "qa"}, "unknown customer"),
+    "promote: a release named": (
+        "promote.yml",
+        {"customer": "acme", "to": "qa", "release": "r1"},
+        "release/site/tier are not accepted",
+    ),
+    "promote: skip a tier": (
+        "promote.yml",
+        {"customer": "acme", "to": "live", "from_tier": "dev"},
+        "no tier may be skipped",
+    ),
+    "promote: no customer": ("promote.yml", {"to": "qa"}, "promote takes -e customer"),
+    "promote: a live site with no host here": (
+        "promote.yml",
+        {"customer": "globex", "to": "live"},
+        "has no live site with a host",
+    ),
+    # rollback.yml
+    "rollback: unknown site": ("rollback.yml", {"site": "acme-prod"}, "unknown site acme-prod"),
+    "rollback: unknown tier": (
+        "rollback.yml",
+        {"customer": "acme", "tier": "prod"},
+        "unknown site acme-prod",
+    ),
+    "rollback: live outside its window": (
+        "rollback.yml",
+        {"site": "acme-live", "release_at": MONDAY_NOON},
+        "outside",
+    ),
+    "rollback: blank override reason": (
+        "rollback.yml",
+        {"site": "acme-live", "release_at": MONDAY_NOON, "override_window_reason": "   "},
+        "outside",
+    ),
+    # restore.yml
+    "restore: a QA backup over Live": (
+        "restore.yml",
+        {"site": "acme-live", "source_site": "acme-qa"},
+        "restored only from its own backups",
+    ),
+    "restore: a Dev backup over Live": (
+        "restore.yml",
+        {"customer": "acme", "source_site": "acme-dev"},
+        "restored only from its own backups",
+    ),
+    "restore: another customer's backup": (
+        "restore.yml",
+        {"site": "acme-qa", "source_site": "globex-live"},
+        "must be a site of customer acme",
+    ),
+    "restore: backup id with traversal": (
+        "restore.yml",
+        {"site": "acme-qa", "source_site": "acme-live", "backup_id": "../x"},
+        "backup_id a backup id",
+    ),
+    "restore: 5,000-character backup id": (
+        "restore.yml",
+        {"site": "acme-qa", "source_site": "acme-live", "backup_id": HUGE},
+        "backup_id a backup id",
+    ),
+    "restore: source with a command substitution": (
+        "restore.yml",
+        {"site": "acme-qa", "source_site": "acme-live$(id)"},
+        "must be a site of customer acme",
+    ),
+    "restore: live outside its window": (
+        "restore.yml",
+        {"customer": "acme", "restore_at": MONDAY_NOON},
+        "outside",
+    ),
+    "restore: site and customer both": ("restore.yml", {"site": "acme-qa", "customer": "acme"}, "not both"),
+    "restore: no backup store": ("restore.yml", {"site": "acme-qa", "backup_store": {}}, "set backup_store"),
+    # backup.yml
+    "backup: unknown customer": ("backup.yml", {"customer": "nobody"}, "site nobody-live is unknown"),
+    "backup: site with a semicolon": ("backup.yml", {"site": "acme-dev;id"}, "give either -e site"),
+    "backup: customer in capitals": ("backup.yml", {"customer": "ACME"}, "give either -e site"),
+    "backup: 5,000-character site": ("backup.yml", {"site": HUGE}, "give either -e site"),
+    # verify_backup.yml
+    "verify_backup: backup id with a space": (
+        "verify_backup.yml",
+        {"customer": "acme", "backup_id": "x y"},
+        "is not a backup id",
+    ),
+    "verify_backup: empty customer": ("verify_backup.yml", {"customer": ""}, "give either -e site"),
+    # refresh_qa.yml
+    "refresh_qa: no customer": ("refresh_qa.yml", {}, "refresh_qa takes -e customer"),
+    "refresh_qa: unknown customer": ("refresh_qa.yml", {"customer": "initech"}, "unknown customer initech"),
+    "refresh_qa: a site instead of a customer": (
+        "refresh_qa.yml",
+        {"customer": "acme", "site": "acme-live"},
+        "refresh_qa takes -e customer",
+    ),
+    "refresh_qa: no backup store": (
+        "refresh_qa.yml",
+        {"customer": "acme", "refresh_qa_store": {}},
+        "no backup store",
+    ),
+    # promote_courses.yml
+    "promote_courses: unknown customer": (
+        "promote_courses.yml",
+        {"customer": "initech", "courses": ["C101"]},
+        "initech",
+    ),
+    "promote_courses: the same course twice": (
+        "promote_courses.yml",
+        {"customer": "acme", "courses": ["C101", "C101"]},
+        "distinct course short names",
+    ),
+    "promote_courses: 5,000-character course": (
+        "promote_courses.yml",
+        {"customer": "acme", "courses": [HUGE]},
+        "distinct course short names",
+    ),
+    "promote_courses: no courses": ("promote_courses.yml", {"customer": "acme", "courses": []}, "courses"),
+    # build_release.yml
+    "build_release: no manifest": ("build_release.yml", {}, "give the release manifest"),
+    # backup_bucket.yml, backup_principals.yml
+    "backup_bucket: bad bucket name": ("backup_bucket.yml", {"backup_store": BAD_STORE}, "Bad_Bucket!"),
+    "backup_bucket: unknown object lock mode": (
+        "backup_bucket.yml",
+        {
+            "backup_store": {"bucket": "ti-backups"},
+            "backup_bucket_object_lock": {"mode": "FOREVER", "days": 1},
+        },
+        "FOREVER",
+    ),
+    "backup_principals: no bucket": ("backup_principals.yml", {"backup_store": {}}, "backup_store.bucket"),
+}
+
+
+@pytest.fixture(scope="module")
+def unreachable_estate(tmp_path_factory) -> str:
+    """The local estate, its hosts behind addresses nothing answers, acme's Live window closed on
+    Monday noon."""
+    folder = tmp_path_factory.mktemp("estate")
+    shutil.copytree(REPO / "inventories" / "local", folder, dirs_exist_ok=True)
+    estate = yaml.safe_load((folder / "estate.yml").read_text())
+    for number, host in enumerate(estate["hosts"]):
+        estate["hosts"][host] = {
+            "ansible_connection": "ssh",
+            "ansible_host": f"192.0.2.{number + 1}",
+            "ansible_ssh_common_args": "-o ConnectTimeout=3 -o BatchMode=yes",
+        }
+    estate["customers"]["acme"]["tiers"]["live"]["maintenance_windows"] = ["sun 02:00-04:00 Europe/London"]
+    (folder / "estate.yml").write_text(yaml.safe_dump(estate))
+    return str(folder)
+
+
+def recap_rows(out: str) -> dict[str, str]:
+    recap = out[out.index("PLAY RECAP") :].split("TASKS RECAP")[0]
+    return dict(re.findall(r"^(\S+)\s+: (ok=.*)$", recap, re.M))
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_bad_input_is_refused_on_the_controller(unreachable_estate, case):
+    playbook, extra, message = CASES[case]
+    out = ansible_playbook(
+        "-i", unreachable_estate, f"playbooks/{playbook}", "-e", json.dumps(extra), timeout=300
+    )
+    text = out.stdout + out.stderr
+    assert out.returncode != 0, text[-3000:]
+    assert message in text, text[-3000:]
+    rows = recap_rows(out.stdout)
+    assert set(rows) == {"localhost"}, rows  # no host was contacted
+    assert re.match(r"ok=\d+\s+changed=0\s+unreachable=0\s+failed=1", rows["localhost"]), rows
+    assert HUGE[:300] not in text, "a 5,000-character value is echoed back whole"
+
+
+def test_the_docs_table_lists_every_case():
+    docs = (REPO / "docs" / "trust.md").read_text()
+    table = docs[docs.index("### Refused on the controller") :]
+    listed = re.findall(r"^\| ([^|]+?) \| `", table, re.M)
+    assert listed == list(CASES), set(listed) ^ set(CASES)
+    assert len(CASES) >= 40
