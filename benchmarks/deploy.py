@@ -112,6 +112,12 @@ class Site:
         self.current = sh(self.host, f"readlink {self.base}/current")
         sh(self.host, f"runuser -u postgres -- pg_dump -Fc -d {self.db} > /root/bench-{self.db}.pgc")
         self.releases = set(sh(self.host, f"ls {self.base}/releases").split())
+        # The site's records as they were (none on a site no release touched).
+        records = f"/root/bench-{self.db}-records"
+        sh(
+            self.host,
+            f"rm -rf {records} && mkdir {records} && (cp -a {self.base}/deployment*.json* {records} || true)",
+        )
 
     def restore(self):
         sh(
@@ -133,7 +139,11 @@ class Site:
             self.host,
             f"ln -sfn {self.current} {self.base}/.link && mv -T {self.base}/.link {self.base}/current",
         )
-        sh(self.host, f"rm -f {self.base}/deployment.json {self.base}/deployments.jsonl")
+        sh(
+            self.host,
+            f"rm -f {self.base}/deployment.json {self.base}/deployments.jsonl && "
+            f"cp -a /root/bench-{self.db}-records/. {self.base}/",
+        )
         for extra in set(sh(self.host, f"ls {self.base}/releases").split()) - self.releases:
             sh(self.host, f"rm -rf {self.base}/releases/{extra}")
         sh(self.host, f"runuser -u {self.name} -- {PHP} {self.base}/current/admin/cli/purge_caches.php")
