@@ -108,7 +108,7 @@ def floor() -> dict:
     try:
         start = time.monotonic()
         bench.sh(qa_host, f"runuser -u postgres -- createdb {scratch} && runuser -u postgres -- pg_restore "
-                          f"--no-owner -d {scratch} {dump}")  # fmt: skip
+                          f"--no-owner -d {scratch} < {dump}")  # fmt: skip
         database = time.monotonic() - start
         start = time.monotonic()
         bench.sh(qa_host, f"mkdir {folder} && tar -C {folder} -xf {tar} && sync")

@@ -1026,9 +1026,15 @@ function lms_op_user($in) {
         }
         $changes[] = 'created';
         if (!$check) {
-            $new->password = $password === null ? '' : $password;
-            $userid = user_create_user($new, $password !== null, false);
+            // user_create_user() applies the site's password policy to any password it is given;
+            // the policy was checked above when asked for, so the password is set on its own.
+            $new->password = '';
+            $userid = user_create_user($new, false, false);
             $user = $DB->get_record('user', ['id' => $userid]);
+            if ($password !== null) {
+                update_internal_user_password($user, $password);
+                $user = $DB->get_record('user', ['id' => $userid]);
+            }
         }
     } else {
         $update = (object)['id' => $user->id];
