@@ -86,42 +86,26 @@ def backup_policies(
         )
     bucket_arn = f"arn:aws:s3:::{bucket}"
 
-    def listing(paths: list[str]) -> dict:
-        return {
-            "Sid": "ListItsOwnBackups",
-            "Effect": "Allow",
-            "Action": LIST_ACTIONS,
-            "Resource": bucket_arn,
-            "Condition": {"StringLike": {"s3:prefix": paths}},
+    def policy(name: str, under: str, sid: str, actions: list[str]) -> None:
+        """List the bucket under `under`, and `actions` on the objects there."""
+        policies[f"{name_prefix}-backup-{name}"] = {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Sid": "ListItsOwnBackups",
+                    "Effect": "Allow",
+                    "Action": LIST_ACTIONS,
+                    "Resource": bucket_arn,
+                    "Condition": {"StringLike": {"s3:prefix": [f"{under}/*"]}},
+                },
+                {"Sid": sid, "Effect": "Allow", "Action": actions, "Resource": f"{bucket_arn}/{under}/*"},
+            ],
         }
 
     policies = {}
     for customer in sorted(set(customers)):
-        own = f"{prefix}/{customer}"
-        policies[f"{name_prefix}-backup-{customer}"] = {
-            "Version": "2012-10-17",
-            "Statement": [
-                listing([f"{own}/*"]),
-                {
-                    "Sid": "WriteAndReadItsOwnBackups",
-                    "Effect": "Allow",
-                    "Action": SITE_ACTIONS,
-                    "Resource": f"{bucket_arn}/{own}/*",
-                },
-            ],
-        }
-    policies[f"{name_prefix}-backup-pruner"] = {
-        "Version": "2012-10-17",
-        "Statement": [
-            listing([f"{prefix}/*"]),
-            {
-                "Sid": "ApplyRetention",
-                "Effect": "Allow",
-                "Action": PRUNE_ACTIONS,
-                "Resource": f"{bucket_arn}/{prefix}/*",
-            },
-        ],
-    }
+        policy(customer, f"{prefix}/{customer}", "WriteAndReadItsOwnBackups", SITE_ACTIONS)
+    policy("pruner", prefix, "ApplyRetention", PRUNE_ACTIONS)
     if kms_key:
         for policy in policies.values():
             policy["Statement"].append(
