@@ -97,6 +97,12 @@ target_changed:
     it was and it may serve again; after it, the target holds part of the backup.
   returned: failure
   type: bool
+already_restored:
+  description: >-
+    The target holds this backup already (it was restored here last; I(force) restores it again),
+    so nothing was done. The target then holds the source's data, whatever ran after that restore.
+  returned: always
+  type: bool
 backup_id:
   description: The backup restored (or that would be).
   returned: always

@@ -1119,10 +1119,12 @@ def restore(params: dict, check_mode: bool = False) -> dict:
         "moodle_version": manifest["moodle"]["version"],
         "wwwroot_from": manifest["wwwroot"],
         "wwwroot_to": cfg["wwwroot"],
+        "already_restored": False,
     }
     installed = site.has_config() and cfg_marker(site) == marker
     if installed and not params.get("force"):
-        return {**result, "changed": False, "msg": f"{marker} is already restored here"}
+        already = {"changed": False, "already_restored": True, "msg": f"{marker} is already restored here"}
+        return {**result, **already}
     if check_mode:
         return result
     # A failure says whether the target had changed (exc.target_changed): before that, the site
@@ -1168,6 +1170,39 @@ def _write_new_file(path: str, data: bytes, owner) -> None:
         os.close(fd)
 
 
+def inherited_grants(getfacl_output: str) -> list[str]:
+    """The grants a folder passes on to new files (its named ``default:`` entries in ``getfacl``
+    output) as ``setfacl --modify`` entries that give a copied tree the same: read on files, read and
+    search on folders (``x`` becomes ``X``), and the default entries so its new files inherit them."""
+    specs = []
+    for line in getfacl_output.splitlines():
+        fields = line.split("#", 1)[0].strip().split(":")
+        if len(fields) != 4 or fields[0] != "default" or fields[1] not in ("user", "group") or not fields[2]:
+            continue
+        etype, name, perms = fields[1:]
+        access = perms.replace("-", "").replace("x", "X") or "-"
+        specs += [f"{etype[0]}:{name}:{access}", f"d:{etype[0]}:{name}:{perms}"]
+    return specs
+
+
+def _carry_grants(source: str, tree: str) -> None:
+    """Give ``tree`` (a staged dataroot, in a folder only root reaches, so no link planted by the
+    site's user is walked) the grants ``source`` passes on: the web server reads a restored dataroot
+    for X-Accel-Redirect as it read the one it replaces (roles/lms). Nothing to carry where the
+    host has no ACL tools (then the dataroot has no ACL either)."""
+    getfacl, setfacl = shutil.which("getfacl"), shutil.which("setfacl")
+    if not (getfacl and setfacl and os.path.isdir(source)):
+        return
+    shown = run_command([getfacl, "--absolute-names", "--omit-header", source])
+    if shown.rc != 0:
+        raise BackupError(f"cannot read the ACL of {source}: {shown.stderr.strip()}")
+    specs = inherited_grants(shown.stdout)
+    if specs:
+        result = run_command([setfacl, "--recursive", "--physical", "--modify", ",".join(specs), tree])
+        if result.rc != 0:
+            raise BackupError(f"cannot give the restored dataroot {source}'s ACL: {result.stderr.strip()}")
+
+
 def _restore_into(site, cfg, manifest, marker, store, keys, content, settings, params, changed) -> int:
     """The changing part of :func:`restore`; sets ``changed[0]`` once the target starts to change."""
     dataroot = cfg["dataroot"].rstrip("/")
@@ -1183,6 +1218,7 @@ def _restore_into(site, cfg, manifest, marker, store, keys, content, settings, p
             store, keys, manifest, staging, new_dataroot, os.path.join(dataroot, "filedir"), owner, content
         )
         files = fetched.pop("filedir")
+        _carry_grants(dataroot, new_dataroot)
         # Everything is verified: from here on the target changes.
         changed[0] = True
         load_database(cfg, fetched["database"], objects["database"]["format"], params)

@@ -8,6 +8,8 @@ import hashlib
 import io
 import json
 import os
+import shutil
+import subprocess
 import sys
 import tarfile
 from pathlib import Path
@@ -290,3 +292,46 @@ def test_filedir_content_is_linked_only_from_regular_files_of_the_site(tmp_path)
                       "other owner": False}  # fmt: skip
     assert (dest / names["own"]).read_bytes() == body and not (dest / names["own"]).is_symlink()
     assert sorted(p.name for p in dest.iterdir()) == [names["own"]]
+
+
+def test_inherited_grants_are_carried_to_a_restored_dataroot():
+    """What the live dataroot passes on (roles/lms: the web server reads it) is what a restored one
+    gets: named default entries only, read on files and search on folders (X), and inheritance."""
+    shown = "\n".join(
+        [
+            "user::rwx",
+            "user:www-data:r-x",
+            "group::rwx",
+            "mask::rwx",
+            "other::---",
+            "default:user::rwx",
+            "default:user:www-data:r-x",
+            "default:group::rwx",
+            "default:group:auditors:r--\t#effective:r--",
+            "default:mask::rwx",
+            "default:other::---",
+        ]
+    )
+    assert bk.inherited_grants(shown) == [
+        "u:www-data:rX",
+        "d:u:www-data:r-x",
+        "g:auditors:r",
+        "d:g:auditors:r--",
+    ]
+    # A dataroot without ACL (or a host without the tools) carries nothing.
+    assert bk.inherited_grants("user::rwx\ngroup::rwx\nother::---\n") == []
+
+
+@pytest.mark.skipif(not shutil.which("setfacl"), reason="no ACL tools (Debian: acl)")
+def test_carry_grants_gives_the_staged_tree_the_live_grants(tmp_path):
+    live, staged = tmp_path / "live", tmp_path / "staged"
+    (staged / "filedir" / "ab").mkdir(parents=True)
+    (staged / "filedir" / "ab" / "abcd").write_bytes(b"x")
+    live.mkdir()
+    subprocess.run(["setfacl", "-m", "u:nobody:rX,d:u:nobody:rX", str(live)], check=True)
+    bk._carry_grants(str(live), str(staged))
+    shown = subprocess.run(["getfacl", "-p", "-R", str(staged)], capture_output=True, text=True, check=True)
+    acl = shown.stdout
+    blocks = {b.split("\n")[0]: b for b in acl.split("\n\n") if b}
+    assert "user:nobody:r--" in blocks[f"# file: {staged}/filedir/ab/abcd"]
+    assert "default:user:nobody:r-x" in blocks[f"# file: {staged}/filedir/ab"]

@@ -13,6 +13,7 @@ cycle left it (every acme site on release 3), so they can run again.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import re
@@ -542,6 +543,38 @@ def web_login(site: str, username: str, password: str) -> bool:
 
 
 SITES_HOSTS_REDIS = (("live1", "acme-live"), ("qa1", "acme-qa"))
+# A file in the dataroot's filedir that anyone may fetch (a site logo), which Moodle hands to
+# nginx by X-Accel-Redirect: nginx reads it through the dataroot's ACL (roles/lms).
+LOGO_NAME, LOGO_BODY = "acl-probe.txt", "sent by nginx from the filedir"
+
+
+def store_logo(site: str) -> str:
+    """Put the logo file in the site's file storage; returns its pluginfile URL path."""
+    record = (
+        "['contextid' => context_system::instance()->id, 'component' => 'core_admin', 'filearea' => 'logo',"
+        f" 'itemid' => 0, 'filepath' => '/', 'filename' => '{LOGO_NAME}']"
+    )
+    context = php_as_site(
+        site,
+        f"$fs = get_file_storage(); $r = {record};"
+        " if (!$fs->get_file($r['contextid'], 'core_admin', 'logo', 0, '/', $r['filename']))"
+        f" {{ $fs->create_file_from_string($r, '{LOGO_BODY}'); }} echo $r['contextid'];",
+    )
+    return f"/pluginfile.php/{context.strip()}/core_admin/logo/0x0/0/{LOGO_NAME}"
+
+
+def fetch(site: str, path: str) -> tuple[int, str]:
+    h = _host(SITES[site])
+    out = h.check_output(
+        f"curl -s -w '\\n%{{http_code}}' --max-time 60 --resolve {site}.local:80:127.0.0.1 http://{site}.local{path}"
+    )
+    body, _, status = out.rpartition("\n")
+    return int(status), body
+
+
+def logo_content_file(site: str) -> str:
+    sha1 = hashlib.sha1(LOGO_BODY.encode(), usedforsecurity=False).hexdigest()
+    return f"/var/lib/lms/{site}/filedir/{sha1[:2]}/{sha1[2:4]}/{sha1}"
 
 
 def web_maintenance(site: str) -> str:
@@ -576,6 +609,8 @@ def test_refresh_qa_restore_and_verify_run_on_the_hosts(tmp_path):
         f" {{ user_create_user([{learner}]); }}",
     )
     assert web_login("acme-live", LEARNER[0], LEARNER[1])
+    logo = store_logo("acme-live")
+    assert fetch("acme-live", logo) == (200, LOGO_BODY)
     out = awx("Back up a site", tmp_path, customer="acme")  # as AWX runs it
     assert out.returncode == 0, out.tail
 
@@ -584,6 +619,8 @@ def test_refresh_qa_restore_and_verify_run_on_the_hosts(tmp_path):
     out = run("restore.yml", tmp_path, site="acme-qa", source_site="acme-live")
     assert out.returncode == 0, out.stdout[-4000:]
     assert not in_maintenance("acme-qa") and web_login("acme-qa", LEARNER[0], LEARNER[1])
+    # The restored dataroot (a new folder) carries the web server's read access.
+    assert fetch("acme-qa", logo) == (200, LOGO_BODY)
 
     out = awx("Refresh QA from Live", tmp_path, customer="acme", fresh_backup="true")
     assert out.returncode == 0, out.tail
@@ -616,6 +653,16 @@ def test_refresh_qa_restore_and_verify_run_on_the_hosts(tmp_path):
     assert snapshot and _host("live1").file(f"{snapshot.group(1)}/db.pgc").exists, out.stdout[-3000:]
     assert not in_maintenance("acme-live") and login_status("acme-live") == 200
     assert web_login("acme-live", LEARNER[0], LEARNER[1])
+    assert fetch("acme-live", logo) == (200, LOGO_BODY)
+    # nginx itself reads the file (X-Accel-Redirect), not PHP: without its ACL entry, it is refused.
+    content = logo_content_file("acme-live")
+    live = _host("live1")
+    live.check_output(f"setfacl -x u:www-data {content}")
+    try:
+        assert fetch("acme-live", logo)[0] == 403
+    finally:
+        live.check_output(f"setfacl -m u:www-data:r {content}")
+    assert fetch("acme-live", logo) == (200, LOGO_BODY)
 
 
 def test_a_refresh_that_fails_before_qa_changes_leaves_qa_serving(tmp_path):
@@ -641,6 +688,22 @@ def test_a_refresh_that_fails_before_qa_changes_leaves_qa_serving(tmp_path):
     assert manifest["id"] in out.stdout and key in out.stdout, out.stdout[-4000:]
     assert "serves its previous content again" in out.stdout, out.stdout[-4000:]
     assert qa_state() == before
+
+
+def test_a_refresh_that_fails_after_an_earlier_restore_keeps_qa_in_maintenance(tmp_path):
+    """QA holds Live's backup already (as a refresh that failed after its restore leaves it): the
+    restore is skipped, then sanitising fails (a setting config.php forces). QA holds Live's data,
+    so it stays in maintenance; the next refresh completes and takes it out."""
+    backup_id = record("acme-qa")["refreshed_from"]["backup_id"]
+    refresh = {"customer": "acme", "backup_id": backup_id, "qa_accounts_passwords": QA_PASSWORDS}
+    forced = [{"name": "noemailever"}]  # config.php forces it on QA: sanitising fails
+    out = run("refresh_qa.yml", tmp_path, **refresh, refresh_qa_integration_settings=forced)
+    assert out.returncode != 0 and "forced in config.php" in out.stdout, out.stdout[-4000:]
+    assert "QA STAYS IN MAINTENANCE" in out.stdout, out.stdout[-4000:]
+    assert in_maintenance("acme-qa") and login_status("acme-qa") == 503
+    out = run("refresh_qa.yml", tmp_path, **refresh)
+    assert out.returncode == 0, out.stdout[-4000:]
+    assert not in_maintenance("acme-qa") and login_status("acme-qa") == 200
 
 
 RESTORE_REFUSALS = {

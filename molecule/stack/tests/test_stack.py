@@ -178,6 +178,9 @@ def test_redis_socket_is_the_sites(host):
             f"runuser -u {site['name']} -- redis-cli -s {sock.path} --no-auth-warning -a {password} ping"
         )
         assert pong.stdout.strip() == "PONG"
+        # nginx is in no site's group: it cannot even connect.
+        refused = host.run(f"runuser -u www-data -- redis-cli -s {sock.path} ping")
+        assert "Permission denied" in refused.stdout + refused.stderr, refused.stdout + refused.stderr
 
 
 # --- database ---------------------------------------------------------------------------
@@ -254,6 +257,24 @@ def test_site_layout_and_permissions(host):
             if other is not site:
                 assert host.run(f"runuser -u {other['name']} -- cat {cfg.path}").rc != 0
                 assert host.run(f"runuser -u {other['name']} -- ls /var/lib/lms/{name}").rc != 0
+        # nginx (www-data) is in no site's group: it reads the dataroot through the lms role's ACL
+        # (X-Accel-Redirect), never writes it, and reads no config.php.
+        assert name not in host.user("www-data").groups
+        assert host.run(f"runuser -u www-data -- cat {cfg.path}").rc != 0
+        assert host.run(f"runuser -u www-data -- ls /var/lib/lms/{name}").rc == 0
+        assert host.run(f"runuser -u www-data -- touch /var/lib/lms/{name}/by-nginx").rc != 0
+        assert host.run(f"runuser -u www-data -- ls /var/cache/lms/{name}").rc != 0
+        acl = host.check_output(f"getfacl -p /var/lib/lms/{name}").splitlines()
+        assert "user:www-data:r-x" in acl and "default:user:www-data:r-x" in acl
+        # What the site's PHP creates there inherits it (Moodle's 02770 folders, 0660 files).
+        probe = f"/var/lib/lms/{name}/acl-probe"
+        made = host.run(
+            f"runuser -u {name} -- sh -c 'mkdir -p -m 2770 {probe} && umask 007 && echo probe > {probe}/file'"
+            f" && runuser -u www-data -- cat {probe}/file"
+            f" && ! runuser -u www-data -- touch {probe}/other"
+        )
+        host.run(f"rm -rf {probe}")
+        assert made.rc == 0 and made.stdout.strip() == "probe", made.stderr
         text = cfg.content_string
         assert f"$CFG->wwwroot   = '{site['wwwroot']}';" in text
         assert f"$CFG->dataroot  = '/var/lib/lms/{name}';" in text
