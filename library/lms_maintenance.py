@@ -15,7 +15,7 @@ description:
   - C(scheduled) announces maintenance in I(minutes) (C(--enablelater)); Moodle shows a countdown
     and switches itself into maintenance at that time. A site that is already scheduled or in
     maintenance is left as it is.
-  - I(message) sets the maintenance message (C($CFG->maintenance_message)); when the site is
+  - I(notice) sets the maintenance message (C($CFG->maintenance_message)); when the site is
     already in maintenance the page shown is rewritten with it.
 version_added: "1.0.0"
 author: three-instance contributors
@@ -30,7 +30,7 @@ options:
   minutes:
     description: With I(state=scheduled), in how many minutes maintenance starts.
     type: int
-  message:
+  notice:
     description:
       - The maintenance message (HTML allowed). An empty string removes it (Moodle's default text is shown).
       - Omit it to leave the message as it is.
@@ -48,7 +48,7 @@ EXAMPLES = r"""
     path: /srv/acme-live/current
     state: scheduled
     minutes: 15
-    message: "Scheduled maintenance: back at 22:30 UTC."
+    notice: "Scheduled maintenance: back at 22:30 UTC."
 
 - name: Maintenance on
   lms_maintenance:
@@ -101,12 +101,12 @@ def main():
             COMMON_ARGS,
             state={"type": "str", "choices": ["enabled", "disabled", "scheduled"], "required": True},
             minutes={"type": "int"},
-            message={"type": "str"},
+            notice={"type": "str"},
         ),
         required_if=[("state", "scheduled", ["minutes"])],
         supports_check_mode=True,
     )
-    state, minutes, message = module.params["state"], module.params["minutes"], module.params["message"]
+    state, minutes, notice = module.params["state"], module.params["minutes"], module.params["notice"]
     if minutes is not None and (state != "scheduled" or minutes < 1):
         module.fail_json(msg="minutes is for state=scheduled and must be 1 or more")
     changed = False
@@ -116,9 +116,9 @@ def main():
         status = site.maintenance_status()
         before = status["state"]
         msg_result = None
-        if message is not None:
+        if notice is not None:
             msg_result = site.helper(
-                "maintenance_message", {"message": message, "check_mode": module.check_mode}
+                "maintenance_message", {"message": notice, "check_mode": module.check_mode}
             )
             changed = msg_result["changed"]
         current_message = msg_result["after"] if msg_result else status["message"]

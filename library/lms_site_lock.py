@@ -115,7 +115,7 @@ def main():
         argument_spec={
             "path": {"type": "path", "required": True},
             "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
-            "token": {"type": "str", "required": True},
+            "token": {"type": "str", "required": True, "no_log": False},  # host:pid:time, not a secret
             "job": {"type": "str"},
             "user": {"type": "str"},
             "controller": {"type": "str"},

@@ -257,7 +257,7 @@ def dump_command(cfg: dict, params: dict) -> tuple[list[str], str, str]:
             "database.pgdump",
             "pg_dump-custom",
         )
-    args, _ = db_env(cfg)
+    args, _env = db_env(cfg)
     return (
         [params["mysqldump"], *args, "--single-transaction", "--quick", "--no-tablespaces", cfg["dbname"]],
         "database.sql.gz",
@@ -521,7 +521,7 @@ def upload_content(store, keys: Keys, wanted: dict[str, tuple[str, int]], part_s
     a file that does not match is left out and reported (a damaged filedir), so the bucket never
     holds content under a wrong name."""
     content = Content.load(store, keys)
-    missing = [sha1 for sha1, (_, size) in wanted.items() if content.locate(sha1, size) is None]
+    missing = [sha1 for sha1, (_path, size) in wanted.items() if content.locate(sha1, size) is None]
     damaged = []
 
     def upload_loose(sha1):
@@ -587,9 +587,9 @@ def plan_backup(params: dict) -> dict:
     cfg = read_site_config(site)
     keys = Keys(params["prefix"], params["customer"], params["site"])
     store = connect(params)
-    wanted, _ = scan_filedir(cfg["dataroot"])
+    wanted, _links = scan_filedir(cfg["dataroot"])
     content = Content.load(store, keys)
-    missing = [sha1 for sha1, (_, size) in wanted.items() if content.locate(sha1, size) is None]
+    missing = [sha1 for sha1, (_path, size) in wanted.items() if content.locate(sha1, size) is None]
     return {
         "filedir_files": len(wanted),
         "filedir_to_upload": len(missing),
@@ -665,7 +665,7 @@ def write_backup(
         "source": config_path,
     }
     # 3. Every object the manifest will name must exist (a prune may have run meanwhile).
-    located = {sha1: content["content"].locate(sha1, size) for sha1, (_, size) in wanted.items()}
+    located = {sha1: content["content"].locate(sha1, size) for sha1, (_path, size) in wanted.items()}
     packs = sorted({where[0] for where in located.values() if where and where[0] != "loose"})
     have = {key.rsplit("/", 1)[1]: size for key, size in store.list_sharded(keys.content_prefix).items()}
     have_packs = set(store.list(keys.pack_prefix))
@@ -687,7 +687,7 @@ def write_backup(
         "created": created,
         **fields,
         "objects": uploader.objects,
-        "filedir": {sha1: size for sha1, (_, size) in sorted(wanted.items())},
+        "filedir": {sha1: size for sha1, (_path, size) in sorted(wanted.items())},
         "packs": packs,
     }
     manifest_key = keys.manifest(backup_id)
@@ -700,7 +700,7 @@ def write_backup(
         "database": {k: v for k, v in database.items() if k != "key"},
         "filedir": {
             "files": len(wanted),
-            "bytes": sum(size for _, size in wanted.values()),
+            "bytes": sum(size for _path, size in wanted.values()),
             "uploaded": content["uploaded"],
             "uploaded_bytes": content["uploaded_bytes"],
             "already_stored": content["present"],
@@ -779,7 +779,7 @@ def prune(params: dict, check_mode: bool = False) -> dict:
     store.delete([keys.manifest(b) for b in expired])
     # 2. Data of expired backups, and of interrupted ones (no manifest) older than the grace period.
     stale = []
-    for key, (_, modified) in store.list_times(keys.data_prefix).items():
+    for key, (_size, modified) in store.list_times(keys.data_prefix).items():
         backup_id = key[len(keys.data_prefix) :].split("/", 1)[0]
         if backup_id in expired or (backup_id not in keep and modified < grace):
             stale.append(key)
@@ -794,12 +794,12 @@ def prune(params: dict, check_mode: bool = False) -> dict:
             referenced_packs.update(manifest.get("packs", ()))
     orphans = [
         key
-        for key, (_, modified) in store.list_times(keys.content_prefix).items()
+        for key, (_size, modified) in store.list_times(keys.content_prefix).items()
         if key.rsplit("/", 1)[1] not in referenced and modified < grace
     ]
     orphan_packs = [
         key
-        for key, (_, modified) in store.list_times(keys.pack_prefix).items()
+        for key, (_size, modified) in store.list_times(keys.pack_prefix).items()
         if key[len(keys.pack_prefix) :].rsplit(".", 1)[0] not in referenced_packs and modified < grace
     ]
     store.delete(orphans + orphan_packs)
@@ -941,7 +941,7 @@ def stage_filedir(
 
     def get_pack(item):
         pack_id, files = item
-        if sum(size for _, _, size in files) * 4 < content.packs[pack_id]["size"]:
+        if sum(size for _name, _offset, size in files) * 4 < content.packs[pack_id]["size"]:
             for sha1, offset, size in files:  # a few files of a big pack: ranges
                 write(sha1, store.get_range(keys.pack(pack_id), offset, size), size)
             return
@@ -1098,7 +1098,7 @@ def restore(params: dict, check_mode: bool = False) -> dict:
     settings = [(*name.rpartition("/")[::2], value) for name, value in (params.get("settings") or {}).items()]
     forced = [
         f"{component}/{name}" if component else name
-        for component, name, _ in settings
+        for component, name, _value in settings
         if (
             name in cfg["forced"]
             if not component

@@ -114,7 +114,7 @@ def _first_instant(wall: datetime, tz: ZoneInfo) -> datetime:
     earliest = min(wall.replace(tzinfo=tz, fold=fold).astimezone(UTC) for fold in (0, 1))
     moment = earliest
     # Offsets change on whole minutes; a gap is at most a few hours (scan is bounded by a day).
-    for _ in range(24 * 60):
+    for _minute in range(24 * 60):
         if _wall(moment, tz) >= wall:
             return moment
         moment += timedelta(minutes=1)
@@ -137,7 +137,7 @@ def _openings(windows: list[dict], since: datetime):
 
 def next_opening(windows: list[dict], moment: datetime) -> tuple[datetime, dict] | None:
     """When the next window opens after ``moment``, and which one (None: none ever opens)."""
-    starts = [(opens, window) for opens, _, window in _openings(windows, moment) if opens > moment]
+    starts = [(opens, window) for opens, _closes, window in _openings(windows, moment) if opens > moment]
     return min(starts, key=lambda item: item[0], default=None)
 
 
@@ -145,8 +145,8 @@ def open_until(windows: list[dict], moment: datetime) -> datetime | None:
     """When the open period around ``moment`` ends (windows that touch or overlap are one
     period); None when closed at ``moment`` or when the windows never close (``* 00:00-24:00``)."""
     until = moment
-    for _ in range(_LOOKAHEAD_DAYS):
-        ends = [closes for opens, closes, _ in _openings(windows, until) if opens <= until < closes]
+    for _day in range(_LOOKAHEAD_DAYS):
+        ends = [closes for opens, closes, _window in _openings(windows, until) if opens <= until < closes]
         if not ends:
             return None if until == moment else until
         until = max(ends)

@@ -20,12 +20,6 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
-try:  # the C parser makes the duplicate-key scan of a 1,000-customer estate cheap
-    from yaml import CSafeLoader as _YamlLoader
-except ImportError:  # pragma: no cover - PyYAML without libyaml
-    from yaml import SafeLoader as _YamlLoader
-import yaml
-
 TIERS = ("dev", "qa", "live")
 TIER_RANK = {"dev": 0, "qa": 1, "live": 2}
 PROMOTES_FROM = {"dev": None, "qa": "dev", "live": "qa"}
@@ -146,11 +140,25 @@ def check_top_level(config: Mapping, known: Iterable[str], source: str) -> None:
 # duplicate keys: YAML keeps the last one silently, which would hide a duplicate customer or site
 
 
+@functools.cache
+def _yaml():
+    """PyYAML and its fastest safe loader, imported when first needed: parsing runs on the controller
+    only, and the module code that imports this file (change_window.py) runs on hosts without PyYAML."""
+    import yaml
+
+    try:  # the C parser makes the duplicate-key scan of a 1,000-customer estate cheap
+        loader = yaml.CSafeLoader
+    except AttributeError:  # pragma: no cover - PyYAML without libyaml
+        loader = yaml.SafeLoader
+    return yaml, loader
+
+
 def check_duplicate_keys(text: str, source: str) -> None:
     """Fail if a mapping of the YAML text repeats a key; names the line of both occurrences."""
     ctx = _Ctx(source)
+    yaml, loader = _yaml()
     try:
-        node = yaml.compose(text, Loader=_YamlLoader)
+        node = yaml.compose(text, Loader=loader)
     except yaml.YAMLError as exc:
         ctx.fail("", f"not valid YAML: {exc}")
     if node is not None:
@@ -160,7 +168,8 @@ def check_duplicate_keys(text: str, source: str) -> None:
 def load_yaml(text: str, source: str):
     """Parse an estate file (plain YAML, no Ansible tags) with the C parser, refusing duplicate keys."""
     ctx = _Ctx(source)
-    loader = _YamlLoader(text)
+    yaml, yaml_loader = _yaml()
+    loader = yaml_loader(text)
     try:
         node = loader.get_single_node()
         if node is None:
@@ -174,6 +183,7 @@ def load_yaml(text: str, source: str):
 
 
 def _walk_duplicates(ctx: _Ctx, node, path: tuple) -> None:
+    yaml = _yaml()[0]
     if isinstance(node, yaml.MappingNode):
         seen: dict = {}
         for key_node, value_node in node.value:

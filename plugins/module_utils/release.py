@@ -41,7 +41,6 @@ except ImportError:  # unit tests and tools/: siblings on sys.path
     from s3_store import connect as s3_connect
     from safe_tar import extractall as safe_extractall
 
-S3_ERRORS = (BotoCoreError, ClientError)
 
 #: Every file in a bundle carries this mtime (2000-01-01T00:00:00Z): time must not change the bytes.
 BUNDLE_MTIME = 946684800
@@ -289,12 +288,14 @@ def _single_top(folder: str) -> str:
 
 
 def _download(url: str, dest: str) -> None:
-    import urllib.request
+    # imported here: unit tests and tools/ import this file without needing Ansible's urls
+    from ansible.module_utils.urls import ConnectionError as UrlError
+    from ansible.module_utils.urls import open_url
 
     try:
-        with urllib.request.urlopen(url, timeout=60) as answer, open(dest, "wb") as out:  # noqa: S310
+        with open_url(url, timeout=60) as answer, open(dest, "wb") as out:
             shutil.copyfileobj(answer, out, CHUNK)
-    except OSError as exc:
+    except (OSError, UrlError) as exc:
         raise ReleaseError(f"cannot download {url}: {exc}") from exc
 
 
@@ -387,7 +388,7 @@ def _walk(root: str, prefix: str, top_level: bool) -> list[tuple[str, str]]:
 def bundle_entries(core_dir: str, plugins: list[tuple[str, str]]) -> list[tuple[str, str]]:
     """The release tree: the core, with each ``(target, folder)`` plugin placed at its target
     (replacing whatever the core had there), sorted by name."""
-    targets = [target for target, _ in plugins]
+    targets = [target for target, _path in plugins]
     entries = [
         (name, path)
         for name, path in _walk(core_dir, ".", True)
@@ -622,13 +623,13 @@ class S3Store:
                 content_type="application/json",
             )
             self.store.put(self._key(release, ".sha256"), sha256_line(sha, release).encode(), "text/plain")
-        except (StoreError, *S3_ERRORS) as exc:
+        except (StoreError, BotoCoreError, ClientError) as exc:
             raise ReleaseError(f"release store {self.where}: cannot publish {release}: {exc}") from exc
 
     def fetch(self, release: str, dest: str) -> None:
         try:
             self.store.client.download_file(self.store.bucket, self._key(release, ".tar.gz"), dest)
-        except S3_ERRORS as exc:
+        except (BotoCoreError, ClientError) as exc:
             raise ReleaseError(
                 f"release store {self.where}: cannot download {release}.tar.gz: {exc}"
             ) from exc

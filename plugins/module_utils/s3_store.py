@@ -205,7 +205,7 @@ class S3Store:
 
     def list(self, prefix: str) -> dict[str, int]:
         """``{key: size}`` of every object under ``prefix``."""
-        return {key: size for key, (size, _) in self.list_times(prefix).items()}
+        return {key: size for key, (size, _modified) in self.list_times(prefix).items()}
 
     def list_times(self, prefix: str) -> dict:
         """``{key: (size, last modified)}`` of every object under ``prefix``."""

@@ -102,7 +102,7 @@ def acquire(
         "started_epoch": round(now, 3),
     }
     taken_over = None
-    for _ in range(3):  # a release between our read and our create: try again
+    for _attempt in range(3):  # a release between our read and our create: try again
         current = read(path)
         if current is None and check_mode:
             return {"changed": True, "holder": record, "taken_over": taken_over}

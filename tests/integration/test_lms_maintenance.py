@@ -8,22 +8,22 @@ def climaintenance(site):
 
 
 def test_enable_with_message_then_disable(lms, moodle_site):
-    dry = lms("lms_maintenance", check=True, state="enabled", message="Back soon (ti)")
+    dry = lms("lms_maintenance", check=True, state="enabled", notice="Back soon (ti)")
     assert not dry.get("failed"), dry
     assert dry["changed"] is True and dry["before"] == "disabled" and dry["after"] == "enabled"
     assert not climaintenance(moodle_site)
 
-    on = lms("lms_maintenance", state="enabled", message="Back soon (ti)")
+    on = lms("lms_maintenance", state="enabled", notice="Back soon (ti)")
     assert on["changed"] is True and on["after"] == "enabled", on
     assert climaintenance(moodle_site)
     assert "Back soon (ti)" in (moodle_site.dataroot / "climaintenance.html").read_text()
-    assert lms("lms_maintenance", state="enabled", message="Back soon (ti)")["changed"] is False
+    assert lms("lms_maintenance", state="enabled", notice="Back soon (ti)")["changed"] is False
 
     facts = lms("lms_facts", check_upgrade=False)["lms"]
     assert facts["maintenance_enabled"] is True and facts["maintenance_mode"] == "cli"
 
     # A new message while in maintenance rewrites the page.
-    reworded = lms("lms_maintenance", state="enabled", message="Back at 23:00 (ti)")
+    reworded = lms("lms_maintenance", state="enabled", notice="Back at 23:00 (ti)")
     assert reworded["changed"] is True
     assert "Back at 23:00 (ti)" in (moodle_site.dataroot / "climaintenance.html").read_text()
 
@@ -43,7 +43,7 @@ def test_scheduled(lms, moodle_site):
     assert again["changed"] is False and again["scheduled_at"] == later["scheduled_at"]
     facts = lms("lms_facts", check_upgrade=False)["lms"]
     assert facts["maintenance_scheduled"] == later["scheduled_at"] and facts["maintenance_enabled"] is False
-    off = lms("lms_maintenance", state="disabled", message="")
+    off = lms("lms_maintenance", state="disabled", notice="")
     assert off["changed"] is True and off["after"] == "disabled"
 
 

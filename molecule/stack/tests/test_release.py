@@ -200,6 +200,21 @@ def test_every_acme_tier_runs_the_same_verified_release():
     assert record("globex-dev") is None and record("globex-qa") is None
 
 
+def test_releases_status_reads_what_the_records_on_disk_say(tmp_path):
+    """releases_status.yml (through lms_deployment_info, the records' one reader) says, for every
+    site of the estate, what its deployment.json on its host says."""
+    out = run("releases_status.yml", tmp_path)
+    assert out.returncode == 0, out.stdout[-4000:]
+    for site in SITES:
+        on_disk = record(site)
+        line = re.search(rf'"msg": "{site}: ([^"]*)"', out.stdout)
+        assert line, (site, out.stdout[-3000:])
+        if on_disk is None:
+            assert line.group(1) == "no release (converge code)"
+        else:
+            assert line.group(1).startswith(f"{on_disk['release']} (verified, {on_disk['deployed_at']},")
+
+
 def test_live_maintenance_only_when_the_schema_changes():
     deployed = {e["release"]: e for e in history("acme-live") if e.get("outcome") == "deployed"}
     # Release 2 installs a plugin: upgrade in maintenance, after a snapshot; release 3 only changes
