@@ -1,6 +1,7 @@
 """Secrets never visible on a host: a canary secret goes through each secret-bearing module path -
-a Moodle setting that holds a password (lms_config, `smtppass`) and a user's password (lms_user) -
-while the host's process table is sampled every 0.05 s. Then the samples, the host's journal, its
+a Moodle setting that holds a password (lms_config, `smtppass`), a user's password (lms_user) and a
+site's Redis password (the lms role's app_cache entry point) - while the host's process table is
+sampled every 0.05 s. Then the samples, the host's journal, its
 logs and temporary folders, and Ansible's own output are searched for the canary: 0 hits. The
 sampler must have seen the modules' PHP processes of the site, or the search would prove nothing.
 
@@ -22,6 +23,8 @@ import yaml
 REPO = Path(os.environ.get("MOLECULE_PROJECT_DIRECTORY", Path(__file__).resolve().parents[3]))
 INVENTORY = os.environ.get("STACK_INVENTORY", str(REPO / "inventories" / "local"))
 HOST, SITE = "dev1", "acme-dev"
+# A site with Redis (tier qa): its password goes through the lms role's app_cache entry point.
+REDIS_HOST, REDIS_SITE = "qa1", "acme-qa"
 SAMPLES, STOP = "/tmp/canary-ps", "/tmp/canary-ps.stop"  # noqa: S108 - in the test host
 USER = {
     "username": "canaryuser",
@@ -39,12 +42,12 @@ ENV = dict(
 )
 
 
-def podman(*argv: str, check: bool = True) -> str:
+def podman(*argv: str, check: bool = True, host: str = HOST) -> str:
     run = subprocess.run(
-        ["podman", "exec", HOST, *argv], env=ENV, capture_output=True, text=True, check=False
+        ["podman", "exec", host, *argv], env=ENV, capture_output=True, text=True, check=False
     )
     if check and run.returncode:
-        raise AssertionError(f"{HOST}: {' '.join(argv)} failed: {run.stderr}{run.stdout}")
+        raise AssertionError(f"{host}: {' '.join(argv)} failed: {run.stderr}{run.stdout}")
     return run.stdout
 
 
@@ -53,29 +56,70 @@ def _installed() -> bool:
         return False
     try:
         podman("test", "-f", f"/srv/lms/{SITE}/current/config.php")
+        podman("test", "-f", f"/srv/lms/{REDIS_SITE}/current/config.php", host=REDIS_HOST)
     except (AssertionError, OSError):
         return False
     return True
 
 
 pytestmark = pytest.mark.skipif(
-    not _installed(), reason=f"{SITE} is not installed on {HOST} (no Moodle source)"
+    not _installed(), reason=f"{SITE} and {REDIS_SITE} are not installed (no Moodle source)"
 )
+
+
+def run_sampled(
+    host: str, play: list, tmp_path: Path, secrets: dict
+) -> tuple[subprocess.CompletedProcess, str]:
+    """ansible-playbook of ``play`` (its secrets in a 0600 vars file, not on the command line) while
+    the host's process table is sampled every 0.05 s; returns the run and the samples."""
+    secrets_file = tmp_path / "secrets.yml"
+    secrets_file.write_text(yaml.safe_dump(secrets))
+    secrets_file.chmod(0o600)
+    for item in play:
+        item["vars_files"] = [str(secrets_file)]
+    (tmp_path / "play.yml").write_text(yaml.safe_dump(play))
+    loop = f"while [ ! -f {STOP} ]; do ps -eo pid,args >> {SAMPLES}; sleep 0.05; done"
+    podman("sh", "-c", f'rm -f {SAMPLES} {STOP}; setsid -f sh -c "{loop}" >/dev/null 2>&1', host=host)
+    try:
+        run = subprocess.run(
+            [str(REPO / ".venv" / "bin" / "ansible-playbook"), "-i", INVENTORY, str(tmp_path / "play.yml")],
+            cwd=REPO,
+            env=ENV,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=600,
+        )
+    finally:
+        podman("sh", "-c", f"touch {STOP}; sleep 0.5", host=host)
+    samples = podman("cat", SAMPLES, host=host)
+    podman("rm", "-f", SAMPLES, STOP, host=host)
+    return run, samples
+
+
+def leaks(host: str, canary: str, since: str, run: subprocess.CompletedProcess, samples: str) -> dict:
+    """Where the canary was found: the process samples, Ansible's output, the journal, logs and
+    temporary folders (the grep's own command line is not sampled: the sampler has stopped)."""
+    journal = podman("journalctl", "--no-pager", "-o", "cat", "--since", since, check=False, host=host)
+    return {
+        "process table": canary in samples,
+        "Ansible output": canary in run.stdout + run.stderr,
+        "journal": canary in journal,
+        "logs and temporary folders": bool(
+            podman("grep", "-rlF", canary, *SEARCHED, check=False, host=host).strip()
+        ),
+    }
 
 
 def test_a_canary_secret_is_nowhere_on_the_host(tmp_path):
     canary = f"Canary-{uuid.uuid4().hex}-Z9#"  # meets Moodle's default password policy
     since = podman("date", "+%Y-%m-%d %H:%M:%S").strip()
     site = {"path": f"/srv/lms/{SITE}/current", "web_user": SITE, "php": "/usr/bin/php8.2"}
-    secrets = tmp_path / "secrets.yml"
-    secrets.write_text(yaml.safe_dump({"canary": canary}))
-    secrets.chmod(0o600)
     play = [
         {
             "hosts": HOST,
             "become": True,
             "gather_facts": False,
-            "vars_files": [str(secrets)],
             "tasks": [
                 {
                     "name": "A password setting",
@@ -95,12 +139,56 @@ def test_a_canary_secret_is_nowhere_on_the_host(tmp_path):
             ],
         }
     ]
-    (tmp_path / "play.yml").write_text(yaml.safe_dump(play))
-    loop = f"while [ ! -f {STOP} ]; do ps -eo pid,args >> {SAMPLES}; sleep 0.05; done"
-    podman("sh", "-c", f'rm -f {SAMPLES} {STOP}; setsid -f sh -c "{loop}" >/dev/null 2>&1')
+    run, samples = run_sampled(HOST, play, tmp_path, {"canary": canary})
+    assert run.returncode == 0, run.stdout[-3000:]
+    php_runs = [line for line in samples.splitlines() if "php" in line and SITE in line]
+    assert php_runs, "the sampler saw none of the modules' PHP processes: the search would prove nothing"
+    found = leaks(HOST, canary, since, run, samples)
+    assert not any(found.values()), json.dumps(found)
+
+
+def test_a_canary_redis_password_is_nowhere_on_the_host(tmp_path):
+    """The lms role's app_cache entry point (what converge runs for a site with Redis) with a canary
+    as the site's Redis password: it reaches Moodle's cache configuration, and nowhere else; the
+    real password is put back after."""
+    canary = f"canary-redis-{uuid.uuid4().hex}"
+    since = podman("date", "+%Y-%m-%d %H:%M:%S", host=REDIS_HOST).strip()
+    site = f"estate_sites | selectattr('name', 'eq', '{REDIS_SITE}') | first"
+    entry = {"name": "lms", "tasks_from": "app_cache"}
+    play = [
+        {
+            "hosts": REDIS_HOST,
+            "become": True,
+            "gather_facts": False,
+            "tasks": [
+                {
+                    "name": "The application cache, with the canary as the Redis password",
+                    "ansible.builtin.include_role": entry,
+                    "vars": {
+                        "lms_site": "{{ "
+                        + site
+                        + " | combine({'vars': {'redis_password': canary}}, recursive=true) }}"
+                    },
+                }
+            ],
+        }
+    ]
+    muc = f"/var/lib/lms/{REDIS_SITE}/muc/config.php"
     try:
-        run = subprocess.run(
-            [str(REPO / ".venv" / "bin" / "ansible-playbook"), "-i", INVENTORY, str(tmp_path / "play.yml")],
+        run, samples = run_sampled(REDIS_HOST, play, tmp_path, {"canary": canary})
+        assert run.returncode == 0, run.stdout[-3000:]
+        assert podman("grep", "-c", canary, muc, check=False, host=REDIS_HOST).strip() == "1", (
+            "the canary did not reach the cache configuration: the search would prove nothing"
+        )
+        muc_runs = [line for line in samples.splitlines() if "lms-muc-redis.php" in line]
+        assert muc_runs, "the sampler saw no run of lms-muc-redis.php: the search would prove nothing"
+        found = leaks(REDIS_HOST, canary, since, run, samples)
+        assert not any(found.values()), json.dumps(found)
+    finally:
+        play[0]["tasks"][0]["vars"] = {"lms_site": "{{ " + site + " }}"}
+        (tmp_path / "back.yml").write_text(yaml.safe_dump(play))
+        back = subprocess.run(
+            [str(REPO / ".venv" / "bin" / "ansible-playbook"), "-i", INVENTORY, str(tmp_path / "back.yml")],
             cwd=REPO,
             env=ENV,
             capture_output=True,
@@ -108,17 +196,5 @@ def test_a_canary_secret_is_nowhere_on_the_host(tmp_path):
             check=False,
             timeout=600,
         )
-    finally:
-        podman("sh", "-c", f"touch {STOP}; sleep 0.5")
-    assert run.returncode == 0, run.stdout[-3000:]
-    samples = podman("cat", SAMPLES)
-    php_runs = [line for line in samples.splitlines() if "php" in line and SITE in line]
-    assert php_runs, "the sampler saw none of the modules' PHP processes: the search would prove nothing"
-    found = {
-        "process table": canary in samples,
-        "Ansible output": canary in run.stdout + run.stderr,
-        "journal": canary in podman("journalctl", "--no-pager", "-o", "cat", "--since", since, check=False),
-        "logs and temporary folders": bool(podman("grep", "-rlF", canary, *SEARCHED, check=False).strip()),
-    }
-    assert not any(found.values()), json.dumps(found)
-    podman("rm", "-f", SAMPLES, STOP)
+    assert back.returncode == 0, back.stdout[-3000:]
+    assert podman("grep", "-c", canary, muc, check=False, host=REDIS_HOST).strip() == "0"
