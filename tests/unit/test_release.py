@@ -330,3 +330,27 @@ def test_git_commands_end_their_options(tmp_path: Path, monkeypatch):
     with pytest.raises(rel.ReleaseError, match="must not start with '-'"):
         rel.resolve_source({**source, "url": "--template=/tmp"}, "core", str(tmp_path / "cache3"))
     assert calls == []
+
+
+def test_url_sources_are_downloaded_over_http_and_errors_name_the_url(tmp_path):
+    """A manifest's `url` source: fetched with Ansible's open_url; a missing file is a ReleaseError."""
+    import functools
+    import http.server
+    import threading
+
+    served = tmp_path / "served"
+    served.mkdir()
+    (served / "core.tar.gz").write_bytes(b"bytes of a core")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        rel._download(f"{base}/core.tar.gz", str(tmp_path / "got"))
+        assert (tmp_path / "got").read_bytes() == b"bytes of a core"
+        with pytest.raises(
+            rel.ReleaseError, match=r"cannot download http://127\.0\.0\.1:\d+/absent\.tar\.gz"
+        ):
+            rel._download(f"{base}/absent.tar.gz", str(tmp_path / "absent"))
+    finally:
+        server.shutdown()
