@@ -11,6 +11,7 @@ import importlib.abc
 import importlib.util
 import os
 import socket
+import subprocess
 import sys
 from pathlib import Path
 
@@ -85,11 +86,28 @@ def find_moodle_src() -> dict:
 
 
 @pytest.fixture(scope="session")
-def moodle_src() -> Path:
+def private_tree(tmp_path_factory):
+    """This session's own copy of a shared Moodle tree (the cache). Tests hard-link their sites' code
+    from it (moodle_site.copy_tree), and a link made or removed changes the ctime of the files it
+    shares: the Molecule scenarios that `make test` runs beside pytest pack the cache's tree with
+    tar, which fails on that ('file changed as we read it'). A tarball is unpacked per site anyway."""
+
+    def copy(src: Path) -> Path:
+        if not src.is_dir():
+            return src
+        dest = tmp_path_factory.mktemp("moodle-src") / src.name
+        subprocess.run(["cp", "-a", "--", str(src), str(dest)], check=True)
+        return dest
+
+    return copy
+
+
+@pytest.fixture(scope="session")
+def moodle_src(private_tree) -> Path:
     found = find_moodle_src()
     if not found["path"]:
         pytest.skip(f"{found['message']}; it is needed to run the tests that use real Moodle")
-    return Path(found["path"])
+    return private_tree(Path(found["path"]))
 
 
 def _unsafe_markers(value, path=""):

@@ -114,7 +114,7 @@ UPGRADE_FROM_BRANCH = "4.5"  # the LTS the current release upgrades from
 
 
 @pytest.fixture(scope="session")
-def old_moodle_src() -> Path:
+def old_moodle_src(private_tree) -> Path:
     """An older Moodle to upgrade from, by the same rule as ``moodle_src`` (tools/moodle_source.py):
     MOODLE_SRC_UPGRADE_FROM (a 4.2.3+ tree or tarball), else a 4.5 tree in the cache folder
     (``moodle*``, then ``upgrade-from/moodle*``: kept out of ``moodle*`` so that ``moodle_src`` never
@@ -134,7 +134,7 @@ def old_moodle_src() -> Path:
             f"tarball, or unpack the official 4.5 tarball as {moodle_source.cache_dir()}/upgrade-from/"
             "moodle-4.5 (docs/test-hosts.md, 'Real Moodle') [" + "; ".join(found["warnings"]) + "]"
         )
-    return Path(found["path"])
+    return private_tree(Path(found["path"]))
 
 
 class ModuleRunner:
