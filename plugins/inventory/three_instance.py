@@ -23,7 +23,8 @@ description:
     their site and host-role groups."
   - "Host vars: C(estate_name), C(estate_sites) (the list of the sites the host serves, each a dict
     with name, customer, tier, flavour, wwwroot, tier_rank, promotes_from, maintenance_windows,
-    host_roles, web_hosts, db_hosts and vars), C(estate_host_roles); when all the host's sites are on
+    group, site_user, db_name, db_user, code_dir, dataroot, host_roles, web_hosts, db_hosts and
+    vars), C(estate_host_roles); when all the host's sites are on
     one tier C(estate_tier) and C(estate_tier_rank); when the host has exactly one site also
     C(estate_site), C(estate_site_name), C(estate_customer), C(estate_flavour) and C(estate_wwwroot).
     See docs/inventory.md."
@@ -54,6 +55,18 @@ options:
     description: Time zone of maintenance windows that name none (an IANA name such as V(Europe/London)).
     type: str
     default: UTC
+  code_root:
+    description:
+      - The folder under which every host keeps the sites' code, one folder per site
+        (C(<code_root>/<site>) with C(releases/) and the C(current) link); each site's C(code_dir).
+    type: str
+    default: /srv/lms
+  data_root:
+    description:
+      - The folder under which every host keeps the sites' Moodle data, one folder per site
+        (C(<data_root>/<site>)); each site's C(dataroot). Must differ from O(code_root).
+    type: str
+    default: /var/lib/lms
   vars:
     description:
       - Free variables of every site, the lowest layer of a site's C(vars)

@@ -53,7 +53,15 @@ WWWROOT_RE = re.compile(
 PLACEHOLDER_RE = re.compile(r"\{([^{}]*)\}")
 
 # Keys allowed at each level of an estate (anything else is reported as a typo).
-ESTATE_KEYS = ("name", "timezone", "vars", "tiers", "customers", "hosts")
+ESTATE_KEYS = ("name", "timezone", "code_root", "data_root", "vars", "tiers", "customers", "hosts")
+# Where every host keeps the sites' code (<code_root>/<site>: releases/, current) and data
+# (<data_root>/<site>: Moodle's dataroot): the one default of each, overridable per estate.
+CODE_ROOT = "/srv/lms"
+DATA_ROOT = "/var/lib/lms"
+ROOT_RE = re.compile(r"(/[A-Za-z0-9_.\-]+)+\Z")
+# A site's OS user (vars.site_user), and its database name and user (vars.db_name, vars.db_user).
+USER_RE = re.compile(r"[a-z_][a-z0-9_-]{0,31}\Z")
+DB_IDENT_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}\Z")
 TIER_DEFAULT_KEYS = ("wwwroot", "hosts", "maintenance_windows", "vars")
 CUSTOMER_KEYS = ("flavour", "vars", "tiers")
 CUSTOMER_TIER_KEYS = ("wwwroot", "hosts", "maintenance_windows", "vars")
@@ -341,6 +349,8 @@ class Site:
     vars: dict
     hosts: dict = field(default_factory=dict)  # inventory hostname -> tuple of host roles (static hosts)
     hosts_declared: bool = False  # `hosts:` was written (even empty): no warning when the site has none
+    code_root: str = CODE_ROOT
+    data_root: str = DATA_ROOT
 
     @property
     def tier_rank(self) -> int:
@@ -353,6 +363,27 @@ class Site:
     @property
     def group(self) -> str:
         return f"{self.customer}_{self.tier}"
+
+    @property
+    def site_user(self) -> str:
+        """The OS user that runs the site's PHP and owns its dataroot."""
+        return self.vars.get("site_user") or self.name
+
+    @property
+    def db_name(self) -> str:
+        return self.vars.get("db_name") or re.sub(r"[^A-Za-z0-9]", "_", self.name)
+
+    @property
+    def db_user(self) -> str:
+        return self.vars.get("db_user") or re.sub(r"[^A-Za-z0-9]", "_", self.name)
+
+    @property
+    def code_dir(self) -> str:
+        return f"{self.code_root}/{self.name}"
+
+    @property
+    def dataroot(self) -> str:
+        return f"{self.data_root}/{self.name}"
 
 
 @dataclass
@@ -447,6 +478,21 @@ def parse_estate(
     timezone = config.get("timezone") or "UTC"
     if not isinstance(timezone, str) or not _valid_timezone(timezone):
         ctx.fail("timezone", f"{timezone!r} is not a known time zone (e.g. Europe/London, UTC)")
+    roots = {}
+    for key, default_root in (("code_root", CODE_ROOT), ("data_root", DATA_ROOT)):
+        root = config.get(key) or default_root
+        if (
+            not isinstance(root, str)
+            or not ROOT_RE.match(root)
+            or "/../" in f"{root}/"
+            or "/./" in f"{root}/"
+        ):
+            ctx.fail(
+                key, f"{_cut(root)!r} is not an absolute folder path (letters, digits, _ . -; no .. or .)"
+            )
+        roots[key] = root
+    if roots["code_root"] == roots["data_root"]:
+        ctx.fail("data_root", "must differ from code_root (code is replaced on deploys, data is not)")
     estate_vars = dict(_check_mapping(ctx, "vars", config.get("vars")))
 
     # static hosts and their own host vars
@@ -572,8 +618,26 @@ def parse_estate(
             site_vars.update(_check_mapping(ctx, f"{twhere}, vars", block.get("vars")))
             if site_name in sites:  # pragma: no cover - names are unique by construction
                 ctx.fail(twhere, f"duplicate site {site_name!r}")
+            for var, pattern in (("site_user", USER_RE), ("db_name", DB_IDENT_RE), ("db_user", DB_IDENT_RE)):
+                value = site_vars.get(var)
+                # (a template is the operator's, as any var's: it is rendered where it is used)
+                if value is not None and not (
+                    isinstance(value, str) and (pattern.match(value) or "{{" in value)
+                ):
+                    ctx.fail(
+                        f"{twhere}, vars.{var}", f"{_cut(str(value))!r} does not match {pattern.pattern}"
+                    )
             sites[site_name] = Site(
-                site_name, customer, tier, flavour, wwwroot, windows, site_vars, hosts, hosts_declared
+                site_name,
+                customer,
+                tier,
+                flavour,
+                wwwroot,
+                windows,
+                site_vars,
+                hosts,
+                hosts_declared,
+                **roots,
             )
     return Estate(name, source, timezone, host_roles, customers, sites, static_hosts)
 
@@ -936,6 +1000,12 @@ def build_inventory(
             "tier_rank": site.tier_rank,
             "promotes_from": site.promotes_from,
             "maintenance_windows": site.maintenance_windows,
+            "group": site.group,
+            "site_user": site.site_user,
+            "db_name": site.db_name,
+            "db_user": site.db_user,
+            "code_dir": site.code_dir,
+            "dataroot": site.dataroot,
         }
         entry = mark.estate(entry)
         for role in roles_order:  # static host names, or EC2 ones (valid_host_name: no template)

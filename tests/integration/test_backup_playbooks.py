@@ -43,6 +43,7 @@ def estate(moodle_site, moodle_src, bucket):  # noqa: F811 - the fixture importe
             {
                 "plugin": "three_instance",
                 "name": "backup-test",
+                "code_root": str(code),
                 "hosts": {"live0": host, "qa0": host},  # both this machine: a Live host serves Live only
                 "tiers": {
                     tier: {"wwwroot": f"http://{{customer}}-{tier}.local"} for tier in ("dev", "qa", "live")
@@ -66,7 +67,6 @@ def estate(moodle_site, moodle_src, bucket):  # noqa: F811 - the fixture importe
     )
     info = bucket["endpoint"]
     extra = {
-        "backup_code_dir": str(code),
         "backup_php": "php",
         "backup_verify_scratch_dir": str(base / "verify"),
         "backup_store": {

@@ -156,7 +156,15 @@ def test_a_damaged_file_leaves_no_object_without_any_delete(principals, tmp_path
 
 def rendered(tmp_path, store: dict) -> dict:
     """roles/backup's unit and options file for acme-live, rendered by Ansible with `store`."""
-    site = {"name": "acme-live", "customer": "acme", "tier": "live", "web_hosts": ["live1"], "vars": {}}
+    site = {
+        "name": "acme-live",
+        "customer": "acme",
+        "tier": "live",
+        "web_hosts": ["live1"],
+        "site_user": "acme-live",
+        "code_dir": "/srv/lms/acme-live",
+        "vars": {},
+    }
     defaults = yaml.safe_load((REPO / "roles/backup/defaults/main.yml").read_text())
     variables = {**defaults, "backup_site": site, "backup_store": store, "ansible_managed": "test"}
     task = {

@@ -29,7 +29,7 @@ def qa_site(moodle_site):
         "require_once($CFG->dirroot . '/course/lib.php');"
         f"create_course((object)['fullname' => 'Extra', 'shortname' => '{EXTRA_COURSE}', 'category' => 1]);"
     )
-    # The role finds sites at <qa_accounts_code_dir>/<site>/current.
+    # The role finds a site's code at its record's <code_dir>/current.
     (clone.base / "srv" / "acme-qa").mkdir(parents=True)
     (clone.base / "srv" / "acme-qa" / "current").symlink_to(clone.code)
     try:
@@ -43,8 +43,8 @@ def qa_site(moodle_site):
 def play(site, tmp_path, sites, **extra) -> subprocess.CompletedProcess:
     """Run the role on localhost through ansible-playbook with the given sites."""
     variables = {
-        "qa_accounts_sites": sites,
-        "qa_accounts_code_dir": str(site.base / "srv"),
+        # every site here is the clone, at <base>/srv/acme-qa (the record's code_dir)
+        "qa_accounts_sites": [{"code_dir": str(site.base / "srv" / "acme-qa"), **s} for s in sites],
         "qa_accounts_php": site.php,
         "ansible_python_interpreter": sys.executable,
         **extra,
@@ -68,8 +68,8 @@ def qa(tier="qa", **site_vars) -> dict:
         "customer": "acme",
         "tier": tier,
         "host_roles": ["web", "db"],
+        "site_user": ms.WEB_USER,
         "vars": {
-            "site_user": ms.WEB_USER,
             "qa_accounts_passwords": PASSWORDS,
             "qa_accounts_usernames": NAMES,
             **site_vars,

@@ -77,7 +77,7 @@ def estate(moodle_site, s3_endpoint, lms):
         shutil.rmtree(work, ignore_errors=True)
 
 
-def site_entry(name: str, tier: str, host: str, **site_vars) -> dict:
+def site_entry(name: str, tier: str, host: str, srv: Path, **site_vars) -> dict:
     return {
         "name": name,
         "customer": "acme",
@@ -86,7 +86,9 @@ def site_entry(name: str, tier: str, host: str, **site_vars) -> dict:
         "host_roles": ["web", "db"],
         "web_hosts": [host],
         "db_hosts": [host],
-        "vars": {"site_user": ms.WEB_USER, **site_vars},
+        "site_user": ms.WEB_USER,
+        "code_dir": str(srv / name),
+        "vars": site_vars,
     }
 
 
@@ -104,8 +106,11 @@ def refresh(estate, *args: str, **extra_vars) -> subprocess.CompletedProcess:
     inventory = {
         "all": {
             "hosts": {
-                "live1": {**host, "estate_sites": [site_entry("acme-live", "live", "live1")]},
-                "qa1": {**host, "estate_sites": [site_entry("acme-qa", "qa", "qa1", **qa_vars)]},
+                "live1": {**host, "estate_sites": [site_entry("acme-live", "live", "live1", estate["srv"])]},
+                "qa1": {
+                    **host,
+                    "estate_sites": [site_entry("acme-qa", "qa", "qa1", estate["srv"], **qa_vars)],
+                },
             },
             "children": {"web": {"hosts": {"live1": {}, "qa1": {}}}},
         }
@@ -113,7 +118,6 @@ def refresh(estate, *args: str, **extra_vars) -> subprocess.CompletedProcess:
     work = estate["work"]
     (work / "inventory.yml").write_text(yaml.safe_dump(inventory))
     variables = {
-        "refresh_qa_code_dir": str(estate["srv"]),
         "refresh_qa_php": "php",
         "refresh_qa_store": estate["store"],
         **extra_vars,

@@ -510,6 +510,12 @@ def test_inventory_groups_and_vars():
         "tier_rank": 0,
         "promotes_from": None,
         "maintenance_windows": [],
+        "group": "globex_dev",
+        "site_user": "globex-dev",
+        "db_name": "globex_dev",
+        "db_user": "globex_dev",
+        "code_dir": "/srv/lms/globex-dev",
+        "dataroot": "/var/lib/lms/globex-dev",
         "web_hosts": ["dev1"],
         "db_hosts": ["dev1"],
         "vars": {"level": "dev", "estate_only": 1},
@@ -898,3 +904,90 @@ def ec2_estate_config():
     cfg["tiers"]["qa"].pop("hosts")
     cfg["hosts"].pop("qa1")
     return cfg
+
+
+def test_the_site_record_of_the_example_estate():
+    """The record every play and role reads for a site: resolved here, derived nowhere else."""
+    estate = parse_estate(
+        yaml.safe_load((REPO / "inventories/example/estate.yml").read_text()),
+        "inventories/example/estate.yml",
+    )
+    inv = build_inventory(estate)
+    globex_live = inv.hosts["globex-web2"]["vars"]["estate_site"]
+    assert globex_live == {
+        "name": "globex-live",
+        "customer": "globex",
+        "tier": "live",
+        "flavour": "moodle",
+        "wwwroot": "https://academy.globex.example",
+        "tier_rank": 2,
+        "promotes_from": "qa",
+        "maintenance_windows": [
+            {"days": ["sat"], "start": "23:00", "end": "03:00", "timezone": "America/New_York"}
+        ],
+        "group": "globex_live",
+        "site_user": "globex-live",
+        "db_name": "globex_live",
+        "db_user": "globex_live",
+        "code_dir": "/srv/lms/globex-live",
+        "dataroot": "/var/lib/lms/globex-live",
+        "web_hosts": ["globex-web1", "globex-web2"],  # the first upgrades the database
+        "db_hosts": ["globex-db1"],
+        "vars": {
+            "lms_admin_email": "lms-admins@provider.example",
+            "lms_backup_bucket": "provider-lms-backups",
+            "lms_debug": False,
+            "lms_mail": "deliver",
+            "lms_backup_daily": True,
+            "lms_fullname": "Globex Academy",
+            "lms_shared_dataroot": "/srv/nfs/globex-moodledata",
+        },
+        "host_roles": ["web"],
+    }
+    # every host of a site carries the same record, but for its own roles in it
+    for host in ("globex-web1", "globex-db1"):
+        other = dict(inv.hosts[host]["vars"]["estate_site"])
+        assert {**other, "host_roles": ["web"]} == globex_live
+    # a shared host has one record per site
+    shared = inv.hosts["qa-shared1"]["vars"]["estate_sites"]
+    assert [(s["name"], s["group"], s["code_dir"]) for s in shared] == [
+        ("acme-qa", "acme_qa", "/srv/lms/acme-qa"),
+        ("initech-qa", "initech_qa", "/srv/lms/initech-qa"),
+    ]
+
+
+def test_site_identity_from_vars_and_roots_from_the_estate():
+    cfg = minimal()
+    cfg["code_root"] = "/opt/lms-code"
+    cfg["data_root"] = "/data/lms"
+    cfg["customers"]["acme"]["tiers"]["qa"]["vars"] = {"site_user": "www-acme", "db_name": "acme_qa_2"}
+    site = parse(cfg).sites["acme-qa"]
+    assert (site.site_user, site.db_name, site.db_user) == ("www-acme", "acme_qa_2", "acme_qa")
+    assert (site.code_dir, site.dataroot) == ("/opt/lms-code/acme-qa", "/data/lms/acme-qa")
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (lambda c: c.update(code_root="srv/lms"), "code_root: 'srv/lms' is not an absolute folder path"),
+        (
+            lambda c: c.update(code_root="/srv/../etc"),
+            "code_root: '/srv/../etc' is not an absolute folder path",
+        ),
+        (lambda c: c.update(data_root="/srv/lms"), "data_root: must differ from code_root"),
+        (
+            lambda c: c["customers"]["acme"]["tiers"]["qa"].update(vars={"site_user": "root;id"}),
+            "customer 'acme', tier 'qa', vars.site_user: 'root;id' does not match",
+        ),
+        (
+            lambda c: c["customers"]["acme"]["tiers"]["qa"].update(vars={"db_name": "a-b"}),
+            "customer 'acme', tier 'qa', vars.db_name: 'a-b' does not match",
+        ),
+    ],
+)
+def test_bad_roots_and_site_identity(mutate, message):
+    cfg = minimal()
+    mutate(cfg)
+    with pytest.raises(EstateError) as info:
+        parse(cfg)
+    assert str(info.value).startswith(f"{SRC}: {message}")
