@@ -29,7 +29,8 @@ version_added: "1.0.0"
 author: three-instance contributors
 extends_documentation_fragment:
   - lms_site
-  - lms_backup_store
+  - lms_backup_site
+  - lms_store
 options:
   tier:
     description: The site's tier, recorded in the manifest.
@@ -54,7 +55,7 @@ options:
     default: mysqldump
   part_size_mb:
     description:
-      - Multipart part size (MiB, at least 5); memory use is about I(part_size_mb) x (I(threads) + 1).
+      - Multipart part size (MiB, at least 5); memory use is about I(part_size_mb) x (O(store.threads) + 1).
     type: int
     default: 16
 notes:
@@ -74,9 +75,10 @@ EXAMPLES = r"""
     site: acme-live
     customer: acme
     tier: live
-    bucket: acme-backups
-    encryption: aws:kms
-    kms_key_id: alias/lms-backups
+    store:
+      bucket: acme-backups
+      encryption: aws:kms
+      kms_key_id: alias/lms-backups
   register: backup
 """
 
@@ -130,21 +132,20 @@ seconds:
 from ansible.module_utils.backup import DUMP_ARGS, SITE_ARGS, BackupError, create_backup, plan_backup
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible.module_utils.moodle_cli import COMMON_ARGS, MoodleError
-from ansible.module_utils.s3_store import HAS_BOTO3, S3_ARGS, StoreError
+from ansible.module_utils.s3_store import BACKUP_STORE_ARGS, HAS_BOTO3, StoreError
 
 
 def main():
     module = AnsibleModule(
         argument_spec={
             **COMMON_ARGS,
-            **S3_ARGS,
+            **BACKUP_STORE_ARGS,
             **SITE_ARGS,
             **DUMP_ARGS,
             "tier": {"type": "str"},
             "backup_id": {"type": "str"},
             "deployment_record": {"type": "path"},
         },
-        required_if=[("encryption", "aws:kms", ["kms_key_id"])],
         supports_check_mode=True,
     )
     if not HAS_BOTO3:

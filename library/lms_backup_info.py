@@ -16,7 +16,8 @@ description:
 version_added: "1.0.0"
 author: three-instance contributors
 extends_documentation_fragment:
-  - lms_backup_store
+  - lms_backup_site
+  - lms_store
 options:
   verify:
     description: Check the manifest and its objects.
@@ -34,7 +35,7 @@ EXAMPLES = r"""
   lms_backup_info:
     site: acme-live
     customer: acme
-    bucket: acme-backups
+    store: "{{ backup_store }}" # {bucket: acme-backups, region: eu-west-2, ...}
     verify: true
   register: backups
   failed_when: not backups.complete
@@ -71,13 +72,13 @@ manifest:
 
 from ansible.module_utils.backup import BackupError, info
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-from ansible.module_utils.s3_store import HAS_BOTO3, S3_ARGS, StoreError
+from ansible.module_utils.s3_store import BACKUP_STORE_ARGS, HAS_BOTO3, StoreError
 
 
 def main():
     module = AnsibleModule(
         argument_spec={
-            **S3_ARGS,
+            **BACKUP_STORE_ARGS,
             "site": {"type": "str", "required": True},
             "customer": {"type": "str", "required": True},
             "verify": {"type": "bool", "default": False},

@@ -21,7 +21,8 @@ description:
 version_added: "1.0.0"
 author: three-instance contributors
 extends_documentation_fragment:
-  - lms_backup_store
+  - lms_backup_site
+  - lms_store
 options:
   keep_daily:
     description: Days to keep one backup of.
@@ -48,7 +49,7 @@ EXAMPLES = r"""
   lms_backup_prune:
     site: acme-live
     customer: acme
-    bucket: acme-backups
+    store: "{{ backup_store }}" # {bucket: acme-backups, region: eu-west-2, ...}
     keep_monthly: 12
 """
 
@@ -78,18 +79,17 @@ deleted_packs:
 
 from ansible.module_utils.backup import PRUNE_ARGS, BackupError, prune
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-from ansible.module_utils.s3_store import HAS_BOTO3, S3_ARGS, StoreError
+from ansible.module_utils.s3_store import BACKUP_STORE_ARGS, HAS_BOTO3, StoreError
 
 
 def main():
     module = AnsibleModule(
         argument_spec={
-            **S3_ARGS,
+            **BACKUP_STORE_ARGS,
             **PRUNE_ARGS,
             "site": {"type": "str", "required": True},
             "customer": {"type": "str", "required": True},
         },
-        required_if=[("encryption", "aws:kms", ["kms_key_id"])],
         supports_check_mode=True,
     )
     if not HAS_BOTO3:

@@ -25,7 +25,8 @@ version_added: "1.0.0"
 author: three-instance contributors
 extends_documentation_fragment:
   - lms_site
-  - lms_backup_store
+  - lms_backup_site
+  - lms_store
   - lms_db_clients
 options:
   backup_id:
@@ -57,7 +58,7 @@ EXAMPLES = r"""
     web_user: acme-live
     site: acme-live
     customer: acme
-    bucket: acme-backups
+    store: "{{ backup_store }}" # {bucket: acme-backups, region: eu-west-2, ...}
   register: proof
   failed_when: not proof.ok
 """
@@ -97,12 +98,12 @@ restore_seconds:
 from ansible.module_utils.backup import SITE_ARGS, VERIFY_ARGS, BackupError, verify_backup, verify_plan
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible.module_utils.moodle_cli import COMMON_ARGS, MoodleError
-from ansible.module_utils.s3_store import HAS_BOTO3, S3_ARGS, StoreError
+from ansible.module_utils.s3_store import BACKUP_STORE_ARGS, HAS_BOTO3, StoreError
 
 
 def main():
     module = AnsibleModule(
-        argument_spec={**COMMON_ARGS, **S3_ARGS, **SITE_ARGS, **VERIFY_ARGS},
+        argument_spec={**COMMON_ARGS, **BACKUP_STORE_ARGS, **SITE_ARGS, **VERIFY_ARGS},
         supports_check_mode=True,
     )
     if not HAS_BOTO3:

@@ -23,7 +23,7 @@ description:
 version_added: "1.0.0"
 author: three-instance contributors
 extends_documentation_fragment:
-  - lms_release_store
+  - lms_store
 options:
   manifest:
     description: Path of the release manifest (YAML). Relative paths in it are relative to its folder.

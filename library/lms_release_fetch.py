@@ -17,7 +17,7 @@ description:
 version_added: "1.0.0"
 author: three-instance contributors
 extends_documentation_fragment:
-  - lms_release_store
+  - lms_store
 options:
   release:
     description: The release id.

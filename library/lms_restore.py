@@ -30,7 +30,8 @@ version_added: "1.0.0"
 author: three-instance contributors
 extends_documentation_fragment:
   - lms_site
-  - lms_backup_store
+  - lms_backup_site
+  - lms_store
   - lms_db_clients
 options:
   site:
@@ -84,7 +85,7 @@ EXAMPLES = r"""
     site: acme-qa
     source_site: acme-live
     customer: acme
-    bucket: acme-backups
+    store: "{{ backup_store }}" # {bucket: acme-backups, region: eu-west-2, ...}
     settings:
       noemailever: 1
 """
@@ -145,13 +146,12 @@ live_override:
 from ansible.module_utils.backup import RESTORE_ARGS, SITE_ARGS, BackupError, restore
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible.module_utils.moodle_cli import COMMON_ARGS, LIVE_GUARD_ARGS, MoodleError, live_guard
-from ansible.module_utils.s3_store import HAS_BOTO3, S3_ARGS, StoreError
+from ansible.module_utils.s3_store import BACKUP_STORE_ARGS, HAS_BOTO3, StoreError
 
 
 def main():
     module = AnsibleModule(
-        argument_spec={**COMMON_ARGS, **S3_ARGS, **SITE_ARGS, **RESTORE_ARGS, **LIVE_GUARD_ARGS},
-        required_if=[("encryption", "aws:kms", ["kms_key_id"])],
+        argument_spec={**COMMON_ARGS, **BACKUP_STORE_ARGS, **SITE_ARGS, **RESTORE_ARGS, **LIVE_GUARD_ARGS},
         supports_check_mode=True,
     )
     try:

@@ -52,10 +52,10 @@ try:
         read_deployment_record,
         run_command,
     )
-    from ansible.module_utils.s3_store import MIB, S3_ARGS, StoreError, connect
+    from ansible.module_utils.s3_store import BACKUP_STORE_ARGS, MIB, StoreError, connect, store_defaults
 except ImportError:  # run as a script (roles/backup) or in unit tests: siblings on sys.path
     from moodle_cli import COMMON_ARGS, MoodleError, MoodleSite, read_deployment_record, run_command
-    from s3_store import MIB, S3_ARGS, StoreError, connect
+    from s3_store import BACKUP_STORE_ARGS, MIB, StoreError, connect, store_defaults
 
 FORMAT = 2
 #: Manifests this code reads: format 1 has every filedir file as a loose object (no "packs").
@@ -78,7 +78,10 @@ SHA1_NAME = re.compile(r"\A[0-9a-f]{40}\Z")
 MYSQL_TYPES = ("mysqli", "mariadb", "auroramysql")
 SQL_NAME = re.compile(r"\A[A-Za-z0-9_.-]{1,60}\Z")
 
-#: The site whose backups a module handles (with S3_ARGS, and moodle_cli.COMMON_ARGS when it runs PHP).
+#: Where backups are in the bucket unless the store's prefix says otherwise.
+BACKUP_PREFIX = "lms-backups"
+
+#: The site whose backups a module handles (with BACKUP_STORE_ARGS; moodle_cli.COMMON_ARGS if it runs PHP).
 SITE_ARGS = {
     "site": {"type": "str", "required": True},
     "customer": {"type": "str", "required": True},
@@ -134,6 +137,12 @@ def id_time(backup_id: str, manifest: dict | None = None) -> dt.datetime:
 
 # --------------------------------------------------------------------------------------------------------
 # Keys.
+
+
+def site_keys(params: dict, site: str | None = None) -> Keys:
+    """The keys of ``site`` (default the module's own) in the module's store."""
+    prefix = params["store"].get("prefix")
+    return Keys(BACKUP_PREFIX if prefix is None else prefix, params["customer"], site or params["site"])
 
 
 class Keys:
@@ -585,8 +594,8 @@ def plan_backup(params: dict) -> dict:
     """What a backup would upload (check mode): filedir objects missing in the bucket."""
     site = MoodleSite.from_params(params)
     cfg = read_site_config(site)
-    keys = Keys(params["prefix"], params["customer"], params["site"])
-    store = connect(params)
+    keys = site_keys(params)
+    store = connect(params["store"])
     wanted, _links = scan_filedir(cfg["dataroot"])
     content = Content.load(store, keys)
     missing = [sha1 for sha1, (_path, size) in wanted.items() if content.locate(sha1, size) is None]
@@ -606,8 +615,8 @@ def create_backup(params: dict) -> dict:
         raise BackupError(f"backup_id '{backup_id}' is not valid (letters, digits, . _ -; at most 64)")
     site = MoodleSite.from_params(params)
     cfg = read_site_config(site)
-    keys = Keys(params["prefix"], params["customer"], params["site"])
-    store = connect(params)
+    keys = site_keys(params)
+    store = connect(params["store"])
     version = {"version": site.cfg_get("version"), "release": site.cfg_get("release")}
     record = params.get("deployment_record") or os.path.join(os.path.dirname(site.path), "deployment.json")
     cmd, name, fmt = dump_command(cfg, params)
@@ -756,8 +765,8 @@ def prune(params: dict, check_mode: bool = False) -> dict:
     ceases to exist), then their data objects, then the content objects no remaining manifest of any
     of the customer's sites references. Objects younger than ``grace_hours`` are never deleted:
     they may belong to a backup that is running (its manifest comes last)."""
-    keys = Keys(params["prefix"], params["customer"], params["site"])
-    store = connect(params)
+    keys = site_keys(params)
+    store = connect(params["store"])
     manifests = {}
     for backup_id in list_backups(store, keys):
         manifests[backup_id] = unseal(store.get(keys.manifest(backup_id)), keys.manifest(backup_id))
@@ -1069,8 +1078,8 @@ def restore(params: dict, check_mode: bool = False) -> dict:
     site = MoodleSite.from_params(params)
     cfg = read_site_config(site)
     source = params.get("source_site") or params["site"]
-    keys = Keys(params["prefix"], params["customer"], source)
-    store = connect(params)
+    keys = site_keys(params, source)
+    store = connect(params["store"])
     manifest = load_manifest(store, keys, params.get("backup_id"))
     marker = f"{source}/{manifest['id']}"
     if manifest["customer"] != params["customer"]:
@@ -1269,8 +1278,8 @@ def cfg_marker(site: MoodleSite) -> str | None:
 
 def info(params: dict) -> dict:
     """The site's backups, newest last, with the latest manifest's summary."""
-    keys = Keys(params["prefix"], params["customer"], params["site"])
-    store = connect(params)
+    keys = site_keys(params)
+    store = connect(params["store"])
     ids = list_backups(store, keys)
     out = {"changed": False, "backups": ids, "latest": ids[-1] if ids else None}
     if ids and params.get("verify"):
@@ -1397,8 +1406,8 @@ def admin_sql(cfg: dict, params: dict, sql: str) -> None:
 def verify_plan(params: dict) -> dict:
     """Check mode of :func:`verify_backup`: the backup that would be restored, and whether every
     object its manifest lists is in the bucket (a listing, nothing is downloaded or restored)."""
-    store = connect(params)
-    keys = Keys(params["prefix"], params["customer"], params["site"])
+    store = connect(params["store"])
+    keys = site_keys(params)
     manifest = load_manifest(store, keys, params["backup_id"])
     problems = check_objects(store, keys, manifest)
     return {
@@ -1487,8 +1496,8 @@ def verify_backup(params: dict) -> dict:
         restored = restore(scratch_params)
         scratch_site = MoodleSite.from_params(scratch_params)
         checked = run_php(scratch_site, CHECK_PHP, "@@LMS-CHECK@@", config)
-        keys = Keys(params["prefix"], params["customer"], params["site"])
-        manifest = load_manifest(connect(params), keys, restored["backup_id"])
+        keys = site_keys(params)
+        manifest = load_manifest(connect(params["store"]), keys, restored["backup_id"])
         samples = sorted(manifest["filedir"])[
             :: max(1, len(manifest["filedir"]) // max(1, params["samples"]))
         ]
@@ -1552,10 +1561,11 @@ def main(argv=None) -> int:
         options = json.load(handle)
 
     params = {}
-    for spec in (COMMON_ARGS, S3_ARGS, SITE_ARGS, DUMP_ARGS, PRUNE_ARGS):
+    for spec in (COMMON_ARGS, SITE_ARGS, DUMP_ARGS, PRUNE_ARGS):
         params.update({name: opts.get("default") for name, opts in spec.items()})
     params.update(options)
     try:
+        params["store"] = store_defaults(BACKUP_STORE_ARGS["store"], options.get("store") or {})
         result = create_backup(params) if args.action == "create" else prune(params)
     except (BackupError, StoreError, MoodleError) as exc:
         print(f"{args.action} failed: {exc}", file=sys.stderr)

@@ -32,12 +32,12 @@ import zipfile
 
 try:
     from ansible.module_utils.environment import branch_name
-    from ansible.module_utils.s3_store import HAS_BOTO3, BotoCoreError, ClientError, StoreError
+    from ansible.module_utils.s3_store import HAS_BOTO3, BotoCoreError, ClientError, StoreError, store_arg
     from ansible.module_utils.s3_store import connect as s3_connect
     from ansible.module_utils.safe_tar import extractall as safe_extractall
 except ImportError:  # unit tests and tools/: siblings on sys.path
     from environment import branch_name
-    from s3_store import HAS_BOTO3, BotoCoreError, ClientError, StoreError
+    from s3_store import HAS_BOTO3, BotoCoreError, ClientError, StoreError, store_arg
     from s3_store import connect as s3_connect
     from safe_tar import extractall as safe_extractall
 
@@ -585,15 +585,15 @@ class S3Store:
     """An S3 bucket (AWS, moto, MinIO) as the artifact store: the backup store's client and writes
     (module_utils/s3_store: retries, server-side encryption), with release keys under a prefix."""
 
-    def __init__(self, bucket: str, prefix: str = "releases/", **connection):
+    def __init__(self, spec: dict):
         if not HAS_BOTO3:
             raise ReleaseError("an s3 release store needs the Python packages boto3 and botocore")
+        prefix = "releases/" if spec.get("prefix") is None else spec["prefix"]
         self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
-        self.where = f"s3://{bucket}/{self.prefix}"
+        self.where = f"s3://{spec['bucket']}/{self.prefix}"
         try:
             self.store = s3_connect(
-                {"bucket": bucket, "encryption": "AES256", "threads": 4, **connection},
-                hint="playbooks/build_release.yml publishes into an existing bucket",
+                spec, hint="playbooks/build_release.yml publishes into an existing bucket"
             )
         except StoreError as exc:
             raise ReleaseError(f"release store {self.where}: {exc}") from exc
@@ -635,29 +635,14 @@ class S3Store:
             ) from exc
 
 
-#: The module option describing the store.
-STORE_ARG = {
-    "type": "dict",
-    "required": True,
-    "options": {
-        "type": {"type": "str", "choices": ["dir", "s3"], "required": True},
-        "path": {"type": "path"},
-        "bucket": {"type": "str"},
-        "prefix": {"type": "str", "default": "releases/"},
-        "endpoint_url": {"type": "str"},
-        "region": {"type": "str"},
-        "access_key": {"type": "str", "no_log": True},
-        "secret_key": {"type": "str", "no_log": True},
-    },
-    "required_if": [("type", "dir", ["path"]), ("type", "s3", ["bucket"])],
-}
+#: The module option describing the store: the same dict as the backup modules' (doc fragment lms_store).
+STORE_ARG = store_arg()
 
 
 def open_store(spec: dict):
     if spec["type"] == "dir":
         return DirStore(spec["path"])
-    connection = {key: spec.get(key) for key in ("endpoint_url", "region", "access_key", "secret_key")}
-    return S3Store(spec["bucket"], spec.get("prefix") or "", **connection)
+    return S3Store(spec)
 
 
 def publish(store, release: str, bundle: str, manifest: dict, sha: str) -> bool:

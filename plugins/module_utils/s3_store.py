@@ -30,20 +30,51 @@ except ImportError:  # reported by the modules with missing_required_lib
 
 MIB = 1024 * 1024
 
-#: Options shared by every module that talks to the backup bucket.
-S3_ARGS = {
-    "bucket": {"type": "str", "required": True},
-    "prefix": {"type": "str", "default": "lms-backups"},
-    "endpoint_url": {"type": "str"},
-    "region": {"type": "str"},
-    "access_key": {"type": "str", "no_log": True},
-    "secret_key": {"type": "str", "no_log": True},
-    "session_token": {"type": "str", "no_log": True},
-    "encryption": {"type": "str", "default": "AES256", "choices": ["none", "AES256", "aws:kms"]},
-    "kms_key_id": {"type": "str"},
-    "storage_class": {"type": "str", "default": "STANDARD"},
-    "threads": {"type": "int", "default": 8},
-}
+
+def store_arg() -> dict:
+    """The one ``store`` option of every module that talks to a store (doc fragment lms_store): the
+    backup modules (an S3 bucket) and the release modules (a bucket or a folder) take the same dict,
+    so one ``backup_store``/``release_store`` variable is passed whole. ``prefix`` has no default
+    here: each family has its own (lms-backups, releases/)."""
+    return {
+        "type": "dict",
+        "required": True,
+        "options": {
+            # dir: the release modules only (connect() refuses it)
+            "type": {"type": "str", "choices": ["s3", "dir"], "default": "s3"},
+            "path": {"type": "path"},
+            "bucket": {"type": "str"},
+            "prefix": {"type": "str"},
+            "endpoint_url": {"type": "str"},
+            "region": {"type": "str"},
+            "access_key": {"type": "str", "no_log": True},
+            "secret_key": {"type": "str", "no_log": True},
+            "session_token": {"type": "str", "no_log": True},
+            "ca_bundle": {"type": "path"},
+            "encryption": {"type": "str", "default": "AES256", "choices": ["none", "AES256", "aws:kms"]},
+            "kms_key_id": {"type": "str"},
+            "storage_class": {"type": "str", "default": "STANDARD"},
+            "threads": {"type": "int", "default": 8},
+        },
+        "required_if": [
+            ("type", "dir", ["path"]),
+            ("type", "s3", ["bucket"]),
+            ("encryption", "aws:kms", ["kms_key_id"]),
+        ],
+    }
+
+
+#: The store option of the backup modules.
+BACKUP_STORE_ARGS = {"store": store_arg()}
+
+
+def store_defaults(spec: dict, given: dict) -> dict:
+    """``given`` completed with the defaults of ``spec`` (a store_arg), as AnsibleModule would for
+    the suboptions: for the backup timer's script, which runs without AnsibleModule."""
+    unknown = sorted(set(given) - set(spec["options"]))
+    if unknown:
+        raise StoreError(f"store: unknown keys {', '.join(unknown)}")
+    return {**{name: opts.get("default") for name, opts in spec["options"].items()}, **given}
 
 
 class StoreError(Exception):
@@ -74,14 +105,18 @@ BUCKET_HINT = "playbooks/backup_bucket.yml creates the bucket"
 
 
 def connect(params: dict, hint: str = BUCKET_HINT) -> S3Store:
-    """An :class:`S3Store` for the module options in ``params`` (see :data:`S3_ARGS`); ``hint`` ends
-    the error when the bucket cannot be reached."""
+    """An :class:`S3Store` for a ``store`` option (see :func:`store_arg`); ``hint`` ends the error
+    when the bucket cannot be reached."""
+    if params.get("type", "s3") != "s3":
+        raise StoreError(f"store type {params.get('type')!r}: this store must be an S3 bucket (type s3)")
     if params.get("encryption") == "aws:kms" and not params.get("kms_key_id"):
         raise StoreError("encryption 'aws:kms' needs kms_key_id (the KMS key's id or ARN)")
     threads = max(1, params.get("threads") or 8)
     client = boto3.client(
         "s3",
         endpoint_url=params.get("endpoint_url") or None,
+        # a private CA (an on-premises S3 API); None keeps botocore's bundle
+        verify=params.get("ca_bundle") or None,
         region_name=params.get("region") or None,
         aws_access_key_id=params.get("access_key") or None,
         aws_secret_access_key=params.get("secret_key") or None,

@@ -76,7 +76,6 @@ def params(moodle, bucket, **extra) -> dict:
     out = {}
     for spec in (
         moodle_cli.COMMON_ARGS,
-        s3_store.S3_ARGS,
         bk.SITE_ARGS,
         bk.DUMP_ARGS,
         bk.RESTORE_ARGS,
@@ -85,7 +84,10 @@ def params(moodle, bucket, **extra) -> dict:
         out.update({name: opts.get("default") for name, opts in spec.items()})
     if moodle is not None:
         out.update(path=str(moodle.code), web_user=moodle.web_user)
-    out.update(customer=CUSTOMER, part_size_mb=5, **store_args(bucket))
+    out.update(customer=CUSTOMER, part_size_mb=5)
+    store_options = s3_store.BACKUP_STORE_ARGS["store"]["options"]
+    store = {**store_args(bucket), **{k: extra.pop(k) for k in list(extra) if k in store_options}}
+    out["store"] = s3_store.store_defaults(s3_store.BACKUP_STORE_ARGS["store"], store)
     out.update(extra)
     return out
 
@@ -142,7 +144,7 @@ def live_backup(moodle_site, bucket):
     """One backup of the PostgreSQL site (made through Ansible), for the refusal tests."""
     add_content(moodle_site)
     result = ModuleRunner(moodle_site)(
-        "lms_backup", site="acme-live", customer=CUSTOMER, part_size_mb=5, **store_args(bucket)
+        "lms_backup", site="acme-live", customer=CUSTOMER, part_size_mb=5, store=store_args(bucket)
     )
     assert result.get("changed"), result
     return result
@@ -152,7 +154,13 @@ def round_trip(source: ms.MoodleTestSite, target: ms.MoodleTestSite, bucket: dic
     add_content(source)
     run = ModuleRunner(source)
     # 5 MiB parts (S3's minimum): the 6 MiB test file and the dump go up in several parts.
-    args = {"site": site_name, "customer": CUSTOMER, "tier": "live", "part_size_mb": 5, **store_args(bucket)}
+    args = {
+        "site": site_name,
+        "customer": CUSTOMER,
+        "tier": "live",
+        "part_size_mb": 5,
+        "store": store_args(bucket),
+    }
 
     planned = run("lms_backup", check=True, **args)
     assert planned["changed"] and planned["filedir_to_upload"] >= 3, planned
@@ -182,7 +190,12 @@ def round_trip(source: ms.MoodleTestSite, target: ms.MoodleTestSite, bucket: dic
 
     # Restore the latest into the QA site (check mode first: it only reports).
     restore = ModuleRunner(target)
-    restore_args = {"site": "acme-qa", "source_site": site_name, "customer": CUSTOMER, **store_args(bucket)}
+    restore_args = {
+        "site": "acme-qa",
+        "source_site": site_name,
+        "customer": CUSTOMER,
+        "store": store_args(bucket),
+    }
     preview = restore("lms_restore", check=True, **restore_args)
     assert preview["changed"] and preview["backup_id"] == second["backup_id"], preview
     # The target is in CLI maintenance (the flag file maintenance.php --enable writes; the target
@@ -288,7 +301,7 @@ def test_interrupted_backup_leaves_no_manifest_and_next_run_completes(moodle_sit
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
-    store = s3_store.connect(options)
+    store = s3_store.connect(options["store"])
     assert store.head_size(keys.manifest("interrupted-1")) is None
     assert store.head_size(keys.data("interrupted-1", "database.pgdump")) is None
     assert "interrupted-1" not in bk.list_backups(store, keys)
@@ -345,7 +358,7 @@ def test_restore_refuses_incomplete_or_corrupt_backups(
     case, message, moodle_site, qa_site, live_backup, bucket
 ):
     client, name = bucket["client"], bucket["name"]
-    store = s3_store.connect(params(None, bucket))
+    store = s3_store.connect(params(None, bucket)["store"])
     good = bk.load_manifest(store, bk.Keys("lms-backups", CUSTOMER, "acme-live"), live_backup["backup_id"])
 
     def edit(manifest, keys):
@@ -470,7 +483,9 @@ def test_prune_keeps_the_policy_and_never_deletes_referenced_objects(bucket):
         grace_hours=0,
     )
     preview = bk.prune(options, check_mode=True)
-    assert len(preview["expired"]) == 35 and len(bk.list_backups(s3_store.connect(options), live)) == 40
+    assert (
+        len(preview["expired"]) == 35 and len(bk.list_backups(s3_store.connect(options["store"]), live)) == 40
+    )
 
     result = bk.prune(options)
     # Days 0-2 (daily), Sunday 22nd (last week), 31 October (last month): Nov 26th is all four.
@@ -484,7 +499,7 @@ def test_prune_keeps_the_policy_and_never_deletes_referenced_objects(bucket):
     assert result["kept"] == {
         (today - dt.timedelta(days=n)).strftime("%Y%m%dT%H%M%SZ"): why for n, why in expected.items()
     }
-    store = s3_store.connect(options)
+    store = s3_store.connect(options["store"])
     assert bk.list_backups(store, live) == sorted(result["kept"])
     assert bk.list_backups(store, qa) == [qa_id]
     left = {key.rsplit("/", 1)[1] for key in store.list(live.content_prefix)}
@@ -503,7 +518,12 @@ def test_prune_keeps_the_policy_and_never_deletes_referenced_objects(bucket):
 
 def test_verify_restores_into_a_scratch_site_and_cleans_up(moodle_site, live_backup, bucket):
     scratch = ms.private_tmpdir("ti-verify-")  # the web user must reach the scratch site
-    args = {"site": "acme-live", "customer": CUSTOMER, "scratch_dir": str(scratch), **store_args(bucket)}
+    args = {
+        "site": "acme-live",
+        "customer": CUSTOMER,
+        "scratch_dir": str(scratch),
+        "store": store_args(bucket),
+    }
     planned = ModuleRunner(moodle_site)("lms_backup_verify", check=True, **args)
     assert planned["ok"] and planned["changed"] is False and planned["problems"] == [], planned
     assert list(scratch.iterdir()) == []  # check mode restores nothing
@@ -514,7 +534,7 @@ def test_verify_restores_into_a_scratch_site_and_cleans_up(moodle_site, live_bac
         proof["backup_id"]
         == planned["backup_id"]
         == bk.list_backups(
-            s3_store.connect(params(None, bucket)), bk.Keys("lms-backups", CUSTOMER, "acme-live")
+            s3_store.connect(params(None, bucket)["store"]), bk.Keys("lms-backups", CUSTOMER, "acme-live")
         )[-1]
     )
     assert proof["rows"]["user"] >= 2 and proof["rows"]["files"] > 0

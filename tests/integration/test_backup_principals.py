@@ -200,7 +200,7 @@ def test_a_live_host_gets_its_customers_key_and_no_retention(tmp_path):
              "pruner": {"access_key": "PK", "secret_key": "pruner-secret"}}  # fmt: skip
     files = rendered(tmp_path / "isolated", store)
     options = json.loads(files["backup.json"])
-    assert (options["access_key"], options["secret_key"]) == ("AK", "acme-secret")
+    assert (options["store"]["access_key"], options["store"]["secret_key"]) == ("AK", "acme-secret")
     assert "globex-secret" not in files["backup.json"] and "pruner-secret" not in files["backup.json"]
     assert "backup.py create" in files["backup.service"] and "backup.py prune" not in files["backup.service"]
     shared = rendered(tmp_path / "shared", {"bucket": BUCKET, "access_key": "one", "secret_key": "for-all"})

@@ -105,7 +105,7 @@ def test_role_config_drives_the_timer_code(moodle_site, bucket):  # noqa: F811 -
                     ids.append(json.loads(done.stdout)["backup_id"])
         options = params(None, bucket, site="acme-live", prefix="role-backups")
         keys = bk.Keys("role-backups", CUSTOMER, "acme-live")
-        listed = bk.list_backups(s3_store.connect(options), keys)
+        listed = bk.list_backups(s3_store.connect(options["store"]), keys)
         # Both ran within the same second or day: the policy keeps the newest only.
         assert listed == [max(ids)]
         assert bk.info({**options, "verify": True})["complete"]

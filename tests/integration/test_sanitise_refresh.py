@@ -65,7 +65,11 @@ def estate(moodle_site, s3_endpoint, lms):
             record = {"site": site, "release": RELEASE, "verified": True}
             (srv / site / "deployment.json").write_text(json.dumps(record))
         backup = type(lms)(live)(
-            "lms_backup", path=str(srv / "acme-live" / "current"), site="acme-live", customer="acme", **store
+            "lms_backup",
+            path=str(srv / "acme-live" / "current"),
+            site="acme-live",
+            customer="acme",
+            store=store,
         )
         assert backup.get("changed"), backup.get("msg")
         web.start(qa)

@@ -386,7 +386,7 @@ def test_sanitise_acts_on_live_with_allow_live_and_on_qa_without(capsys, tmp_pat
 
 
 def restore_args(path: Path, **extra) -> dict:
-    args = {"path": str(path), "site": "acme-qa", "customer": "acme", "bucket": "b"}
+    args = {"path": str(path), "site": "acme-qa", "customer": "acme", "store": {"bucket": "b"}}
     args.update(extra)
     return args
 
