@@ -24,6 +24,7 @@ from ansible_cli import REPO, ansible_playbook
 HUGE = "a" * 5000
 MONDAY_NOON = "2026-11-23T12:00:00Z"
 BAD_STORE = {"bucket": "Bad_Bucket!", "prefix": "lms-backups"}
+FORGED_JOB = {"site": {"name": "acme-live", "tier": "live"}, "step": "first"}
 
 # case: (playbook, extra vars, what the refusal must say)
 CASES = {
@@ -206,6 +207,22 @@ CASES = {
         "FOREVER",
     ),
     "backup_principals: no bucket": ("backup_principals.yml", {"backup_store": {}}, "backup_store.bucket"),
+    # a job's data forged with -e (extra vars win over the hand-over on every host)
+    "deploy: forged job data": (
+        "deploy.yml",
+        {"site": "acme-dev", "release": "r1", "site_job": FORGED_JOB},
+        "cannot be given with -e",
+    ),
+    "restore: forged job data": (
+        "restore.yml",
+        {"site": "acme-live", "backup_store": {"bucket": "ti-backups"}, "site_job": FORGED_JOB},
+        "cannot be given with -e",
+    ),
+    "refresh_qa: forged job data": (
+        "refresh_qa.yml",
+        {"customer": "acme", "site_job": FORGED_JOB},
+        "cannot be given with -e",
+    ),
 }
 
 
