@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
-import pwd
-import stat
 import sys
 from pathlib import Path
 from unittest import mock
@@ -233,51 +230,6 @@ def test_facts_fail_with_a_clear_message(capsys, tmp_path):
     assert result["failed"] and "not a Moodle or Totara code root" in result["msg"]
 
 
-def test_course_fields_and_differences():
-    mod = load("lms_course")
-    params = {key: None for key in mod.UPDATABLE}
-    params.update(fullname="Demo", visible=False)
-    wanted = mod.wanted_fields(params)
-    assert wanted == {"fullname": "Demo", "visible": "0"}
-    course = {
-        "fullname": "Demo",
-        "idnumber": "",
-        "summary": "",
-        "visible": True,
-        "format": "topics",
-        "category_id": 1,
-    }
-    assert mod.differing(course, wanted, None) == {"visible": "0"}
-    assert mod.differing(course, wanted, 3) == {"visible": "0", "category": "3"}
-    assert mod.differing({**course, "visible": False}, wanted, 1) == {}
-    text = mod.csv_text({"shortname": "C,1", "fullname": 'Say "hi"'})
-    assert text == 'shortname,fullname\n"C,1","Say ""hi"""\n'
-
-
-def test_course_scratch_folder_never_follows_what_the_web_user_wrote(tmp_path):
-    """The web user writes only in out/; a link it plants there (to a file only root may read) is
-    refused, not copied; the input files are in a folder it cannot write."""
-    mod = load("lms_course")
-    work = mod.Work(pwd.getpwuid(os.getuid()).pw_name)
-    try:
-        assert stat.S_IMODE(os.stat(work.path).st_mode) == 0o711 and os.stat(work.out).st_uid == os.getuid()
-        secret = tmp_path / "root-only"
-        secret.write_text("secret")
-        os.symlink(secret, os.path.join(work.out, "course.mbz"))
-        with pytest.raises(mod.MoodleError, match=r"course\.mbz"):
-            work.copy_out("course.mbz", str(tmp_path / "copy"))
-        assert not (tmp_path / "copy").exists()
-        os.unlink(os.path.join(work.out, "course.mbz"))
-        with open(os.path.join(work.out, "course.mbz"), "wb") as out:
-            out.write(b"mbz")
-        work.copy_out("course.mbz", str(tmp_path / "copy"))
-        assert (tmp_path / "copy").read_bytes() == b"mbz"
-        assert stat.S_IMODE(os.stat(work.write("course.csv", "a,b")).st_mode) == 0o644
-    finally:
-        work.close()
-    assert not os.path.exists(work.path)
-
-
 def test_course_argument_errors(capsys):
     mod = load("lms_course")
     result = run(mod, {"path": "/x", "shortname": "C1", "state": "backup"}, capsys)
@@ -295,6 +247,19 @@ def test_course_check_mode_changes_nothing(capsys):
     )
     assert result["changed"] is True and result["changes"] == ["created"]
     assert [c[1] for c in site.calls] == ["course_info"]
+
+
+def test_course_failure_reports_the_result_so_far(capsys):
+    """A MoodleError from course.py becomes fail_json with its message and what was found before
+    (the logic and its states are tested in test_course.py)."""
+    mod = load("lms_course")
+    course = {"id": 7, "shortname": "C1", "restored_sha256": None}
+    site = FakeSite({"course_info": {"course": course, "category": None, "default_category": 1}})
+    args = {"path": "/x", "shortname": "C1", "state": "restored", "backup_file": "/nowhere/c.mbz"}
+    result = run(mod, args, capsys, site)
+    assert result["failed"] is True and result["msg"] == "backup file /nowhere/c.mbz does not exist"
+    assert result["course"] == course and result["backup_file"] == "/nowhere/c.mbz"
+    assert result["changes"] == [] and "changed" not in result and "diff" not in result
 
 
 # ----- Live guard of lms_sanitise and lms_restore (issue 17, item 3) -------------------------------------
