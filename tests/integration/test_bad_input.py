@@ -65,7 +65,7 @@ CASES = {
     "deploy: a site with no host here": (
         "deploy.yml",
         {"site": "globex-live", "release": "r1"},
-        "has no host in this inventory",
+        "the sites with hosts in this inventory are",
     ),
     # promote.yml
     "promote: unknown tier": ("promote.yml", {"customer": "acme", "to": "staging"}, "unknown tier"),
