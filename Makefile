@@ -79,7 +79,7 @@ syntax: venv ## ansible-playbook --syntax-check of every playbook
 # In `make test` the stack scenario is the longest job: the others yield the CPU to it (nice), so
 # they fill its waits instead of stretching it (alone, nice changes nothing).
 pytest: setup ## unit and integration tests (real S3 API, real Moodle when MOODLE_SRC is found)
-	nice -n 10 pytest -ra tests
+	nice -n 10 pytest -ra --durations=15 tests
 
 molecule: setup ## every Molecule scenario, one after another: converge, idempotence, side effect, verify
 	@for scenario in $(SCENARIOS); do $(MAKE) --no-print-directory molecule-$$scenario || exit 1; done
