@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Benchmark: our backup (plugins/module_utils/backup.py) beside restic and `aws s3 sync` + a dump
+"""Benchmark: our backup (plugins/module_utils/backup/) beside restic and `aws s3 sync` + a dump
 upload, on the same synthetic Moodle dataroot, against the same kind of S3 server (a fresh moto
 server per tool, so that each starts from an empty bucket and moto's memory is freed after it).
 
@@ -37,10 +37,12 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "plugins" / "module_utils"))
 sys.path.insert(0, str(REPO / "tools"))
 
-import backup as bk
 import boto3
 import local_s3
 import s3_store
+from backup.create import write_backup
+from backup.format import DATAROOT_EXCLUDED, Content, Keys, load_manifest
+from backup.restore import fetch_backup
 
 AWS = REPO / ".cache" / "awscli-venv" / "bin" / "aws"
 BUCKET = "bench"
@@ -195,7 +197,7 @@ class Ours:
             "storage_class": "STANDARD",
             "threads": threads,
         }
-        self.keys = bk.Keys("lms-backups", "bench", "bench-live")
+        self.keys = Keys("lms-backups", "bench", "bench-live")
         self.config = work / "config.php"
         self.config.write_text("<?php // benchmark\n")
         self.last = None
@@ -203,7 +205,7 @@ class Ours:
     def day(self, n: int, dump: Path) -> None:
         store = s3_store.connect(self.params)
         self.last = f"day{n}"
-        bk.write_backup(
+        write_backup(
             store,
             self.keys,
             self.last,
@@ -216,10 +218,10 @@ class Ours:
 
     def restore(self, target: Path) -> None:
         store = s3_store.connect(self.params)
-        manifest = bk.load_manifest(store, self.keys, self.last)
+        manifest = load_manifest(store, self.keys, self.last)
         target.mkdir(parents=True)
-        content = bk.Content.load(store, self.keys, set(manifest.get("packs", ())))
-        bk.fetch_backup(
+        content = Content.load(store, self.keys, set(manifest.get("packs", ())))
+        fetch_backup(
             store, self.keys, manifest, str(target), str(target / "dataroot"), "/nonexistent", (0, 0), content
         )
 
@@ -242,7 +244,7 @@ class Restic:
             [
                 "restic",
                 "backup",
-                *(f"--exclude={self.dataroot}/{x}" for x in bk.DATAROOT_EXCLUDED - {"filedir"}),
+                *(f"--exclude={self.dataroot}/{x}" for x in DATAROOT_EXCLUDED - {"filedir"}),
                 str(self.dataroot),
             ],
             self.env,
@@ -266,7 +268,7 @@ class AwsSync:
 
     def day(self, n: int, dump: Path) -> None:
         self.aws("cp", str(dump), f"s3://{BUCKET}/db/day{n}.pgdump")
-        excludes = [f"--exclude={x}/*" for x in bk.DATAROOT_EXCLUDED - {"filedir"}]
+        excludes = [f"--exclude={x}/*" for x in DATAROOT_EXCLUDED - {"filedir"}]
         self.aws("sync", str(self.dataroot), f"s3://{BUCKET}/dataroot/", *excludes)
         self.last = n
 

@@ -129,7 +129,8 @@ seconds:
   type: float
 """
 
-from ansible.module_utils.backup import DUMP_ARGS, SITE_ARGS, BackupError, create_backup, plan_backup
+from ansible.module_utils.backup.create import DUMP_ARGS, create_backup, plan_backup
+from ansible.module_utils.backup.format import SITE_ARGS, BackupError
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible.module_utils.moodle_cli import COMMON_ARGS, MoodleError
 from ansible.module_utils.s3_store import BACKUP_STORE_ARGS, HAS_BOTO3, StoreError

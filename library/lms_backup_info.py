@@ -70,7 +70,8 @@ manifest:
   type: dict
 """
 
-from ansible.module_utils.backup import BackupError, info
+from ansible.module_utils.backup.format import BackupError
+from ansible.module_utils.backup.info import info
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible.module_utils.s3_store import BACKUP_STORE_ARGS, HAS_BOTO3, StoreError
 

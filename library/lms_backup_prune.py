@@ -77,7 +77,8 @@ deleted_packs:
   type: int
 """
 
-from ansible.module_utils.backup import PRUNE_ARGS, BackupError, prune
+from ansible.module_utils.backup.format import BackupError
+from ansible.module_utils.backup.prune import PRUNE_ARGS, prune
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible.module_utils.s3_store import BACKUP_STORE_ARGS, HAS_BOTO3, StoreError
 

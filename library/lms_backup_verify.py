@@ -95,7 +95,8 @@ restore_seconds:
   type: float
 """
 
-from ansible.module_utils.backup import SITE_ARGS, VERIFY_ARGS, BackupError, verify_backup, verify_plan
+from ansible.module_utils.backup.format import SITE_ARGS, BackupError
+from ansible.module_utils.backup.verify import VERIFY_ARGS, verify_backup, verify_plan
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible.module_utils.moodle_cli import COMMON_ARGS, MoodleError
 from ansible.module_utils.s3_store import BACKUP_STORE_ARGS, HAS_BOTO3, StoreError

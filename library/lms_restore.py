@@ -143,7 +143,8 @@ live_override:
   sample: {"site": "acme-live", "reason": "INC-7: database lost, restore last night's backup"}
 """
 
-from ansible.module_utils.backup import RESTORE_ARGS, SITE_ARGS, BackupError, restore
+from ansible.module_utils.backup.format import SITE_ARGS, BackupError
+from ansible.module_utils.backup.restore import RESTORE_ARGS, restore
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible.module_utils.moodle_cli import COMMON_ARGS, LIVE_GUARD_ARGS, MoodleError, live_guard
 from ansible.module_utils.s3_store import BACKUP_STORE_ARGS, HAS_BOTO3, StoreError

@@ -27,14 +27,17 @@ import moodle_source
 
 class _RepoModuleUtils(importlib.abc.MetaPathFinder, importlib.abc.Loader):
     """Modules and plugins import ``ansible.module_utils.<name>`` (ansible.cfg's module_utils path);
-    in tests that name is the same module object as the plain ``<name>`` the tests import."""
+    in tests that name is the same module object as the plain ``<name>`` the tests import (packages
+    too: ``ansible.module_utils.backup.create`` is ``backup.create``)."""
 
     PREFIX = "ansible.module_utils."
     ROOT = REPO / "plugins" / "module_utils"
 
     def find_spec(self, fullname, path, target=None):
-        if fullname.startswith(self.PREFIX) and (self.ROOT / f"{fullname[len(self.PREFIX) :]}.py").exists():
-            return importlib.util.spec_from_loader(fullname, self)
+        if fullname.startswith(self.PREFIX):
+            where = self.ROOT.joinpath(*fullname[len(self.PREFIX) :].split("."))
+            if where.with_suffix(".py").exists() or (where / "__init__.py").exists():
+                return importlib.util.spec_from_loader(fullname, self)
         return None
 
     def create_module(self, spec):

@@ -3,13 +3,14 @@
 ansible-test only tests collections, so this assembles a throwaway one in a temporary directory,
 ``ansible_collections/three_instance/lms``:
 
-* ``library/*.py`` becomes ``plugins/modules/``; ``plugins/<type>/*.py`` are copied as they are;
+* ``library/*.py`` becomes ``plugins/modules/``; ``plugins/<type>/*.py`` and their packages
+  (``plugins/module_utils/backup/``) are copied as they are;
 * imports of our own module_utils, ``ansible.module_utils.<ours>`` (the repo finds them through
   ansible.cfg's ``module_utils`` path), become ``ansible_collections.three_instance.lms.plugins
-  .module_utils.<ours>``; in the documentation our doc fragments (``lms_site``) and module
-  references (``M(lms_facts)``, ``RV(lms_facts#module:lms)``, ``seealso: - module: lms_facts``)
-  get the collection's prefix, ``three_instance.lms.``, and the authors, who have no GitHub
-  handle, Galaxy's ``(!UNKNOWN)``;
+  .module_utils.<ours>``, our packages' submodules too (``backup.create``); in the documentation
+  our doc fragments (``lms_site``) and module references (``M(lms_facts)``,
+  ``RV(lms_facts#module:lms)``, ``seealso: - module: lms_facts``) get the collection's prefix,
+  ``three_instance.lms.``, and the authors, who have no GitHub handle, Galaxy's ``(!UNKNOWN)``;
 * ``tests/sanity/ignore.txt`` (each entry with its reason) becomes the tree's
   ``tests/sanity/ignore-<ansible-core X.Y>.txt``, without its comment lines;
 * the collections a plugin imports (containers.podman) are linked next to it from the ``ansible``
@@ -63,6 +64,21 @@ def install_get_pip() -> None:
         shutil.copyfile(GET_PIP, target)
 
 
+def python_files(source: Path) -> list[Path]:
+    """The ``.py`` files of a plugin folder: its own and its packages' (folders with ``__init__.py``)."""
+    files = sorted(source.glob("*.py"))
+    for init in sorted(source.glob("*/__init__.py")):
+        files += python_files(init.parent)
+    return files
+
+
+def top_names(source: Path) -> list[str]:
+    """What a plugin folder offers to import: its modules and its packages."""
+    return sorted(
+        [path.stem for path in source.glob("*.py")] + [p.parent.name for p in source.glob("*/__init__.py")]
+    )
+
+
 def rewrite(text: str, names: dict[str, list[str]]) -> str:
     """Our module_utils, doc fragments and modules under their names in the collection."""
     utils, fragments, modules = (
@@ -91,13 +107,15 @@ def assemble(root: Path) -> Path:
     """Build the collection under ``root``; returns the collection's directory."""
     collection = root / "ansible_collections" / NAMESPACE / NAME
     sources = {"modules": REPO / "library", **{kind: REPO / "plugins" / kind for kind in PLUGIN_TYPES}}
-    names = {kind: sorted(path.stem for path in source.glob("*.py")) for kind, source in sources.items()}
+    names = {kind: top_names(source) for kind, source in sources.items()}
     for kind, source in sources.items():
         target = collection / "plugins" / kind
         target.mkdir(parents=True)
-        for path in sorted(source.glob("*.py")):
+        for path in python_files(source):
             text = path.read_text(encoding="utf-8")
-            (target / path.name).write_text(rewrite(text, names), encoding="utf-8")
+            copy = target / path.relative_to(source)
+            copy.parent.mkdir(parents=True, exist_ok=True)
+            copy.write_text(rewrite(text, names), encoding="utf-8")
     (collection / "galaxy.yml").write_text(
         f"namespace: {NAMESPACE}\nname: {NAME}\nversion: 1.0.0\nreadme: README.md\n"
         "authors: [three-instance]\n",

@@ -1,7 +1,7 @@
 # Copyright: three-instance contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 
-"""Options of the backup modules that name the site (module_utils.backup.SITE_ARGS)."""
+"""Options of the backup modules that name the site (module_utils.backup.format.SITE_ARGS)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 # Copyright: three-instance contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 
-"""The database clients a restore loads a dump with (module_utils.backup.DB_CLIENT_ARGS)."""
+"""The database clients a restore loads a dump with (module_utils.backup.restore.DB_CLIENT_ARGS)."""
 
 from __future__ import annotations
 

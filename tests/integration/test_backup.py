@@ -24,16 +24,23 @@ import time
 import uuid
 from pathlib import Path
 
-import backup as bk
 import boto3
 import moodle_cli
 import moodle_site as ms
 import pytest
 import s3_store
+from backup.create import DUMP_ARGS, scan_filedir
+from backup.format import FORMAT, SITE_ARGS, BackupError, Keys, list_backups, load_manifest, seal
+from backup.info import info as backup_info
+from backup.prune import PRUNE_ARGS, prune
+from backup.restore import RESTORE_ARGS
+from backup.restore import restore as restore_backup
 from conftest import ModuleRunner
 
 REPO = Path(__file__).resolve().parents[2]
 CUSTOMER = "acme"
+# How the backup timer runs the code (roles/backup): the package on PYTHONPATH, python3 -m backup.timer.
+TIMER_ENV = {**os.environ, "PYTHONPATH": str(REPO / "plugins" / "module_utils")}
 
 # Tables a restore itself writes to (its marker, caches, logs); all others must match row for row.
 CHANGED_BY_RESTORE = {"config_plugins", "config_log", "cache_flags", "sessions", "logstore_standard_log"}
@@ -76,10 +83,10 @@ def params(moodle, bucket, **extra) -> dict:
     out = {}
     for spec in (
         moodle_cli.COMMON_ARGS,
-        bk.SITE_ARGS,
-        bk.DUMP_ARGS,
-        bk.RESTORE_ARGS,
-        bk.PRUNE_ARGS,
+        SITE_ARGS,
+        DUMP_ARGS,
+        RESTORE_ARGS,
+        PRUNE_ARGS,
     ):
         out.update({name: opts.get("default") for name, opts in spec.items()})
     if moodle is not None:
@@ -220,8 +227,8 @@ def round_trip(source: ms.MoodleTestSite, target: ms.MoodleTestSite, bucket: dic
     assert restored["wwwroot_from"] == source.wwwroot and restored["wwwroot_to"] == target.wwwroot
 
     # Files: the same content objects, byte for byte; the rest of the dataroot too.
-    source_files, _ = bk.scan_filedir(str(source.dataroot))
-    target_files, _ = bk.scan_filedir(str(target.dataroot))
+    source_files, _ = scan_filedir(str(source.dataroot))
+    target_files, _ = scan_filedir(str(target.dataroot))
     assert sorted(source_files) == sorted(target_files)
     for sha1, (path, _) in source_files.items():
         assert filecmp.cmp(path, target_files[sha1][0], shallow=False), sha1
@@ -277,10 +284,11 @@ def test_interrupted_backup_leaves_no_manifest_and_next_run_completes(moodle_sit
     config = tmp_path / "backup.json"
     config.write_text(json.dumps(options))
     config.chmod(0o600)
-    keys = bk.Keys("lms-backups", CUSTOMER, "acme-live")
+    keys = Keys("lms-backups", CUSTOMER, "acme-live")
     client = bucket["client"]
     proc = subprocess.Popen(
-        [sys.executable, str(REPO / "plugins/module_utils/backup.py"), "create", "--config", str(config)],
+        [sys.executable, "-m", "backup.timer", "create", "--config", str(config)],
+        env=TIMER_ENV,
         start_new_session=True,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -304,22 +312,23 @@ def test_interrupted_backup_leaves_no_manifest_and_next_run_completes(moodle_sit
     store = s3_store.connect(options["store"])
     assert store.head_size(keys.manifest("interrupted-1")) is None
     assert store.head_size(keys.data("interrupted-1", "database.pgdump")) is None
-    assert "interrupted-1" not in bk.list_backups(store, keys)
-    with pytest.raises(bk.BackupError, match="no manifest"):
-        bk.load_manifest(store, keys, "interrupted-1")
+    assert "interrupted-1" not in list_backups(store, keys)
+    with pytest.raises(BackupError, match="no manifest"):
+        load_manifest(store, keys, "interrupted-1")
 
     # The next run (through the same script, the real pg_dump) completes and is complete.
     options.update(pg_dump="pg_dump")
     config.write_text(json.dumps(options))
     done = subprocess.run(
-        [sys.executable, str(REPO / "plugins/module_utils/backup.py"), "create", "--config", str(config)],
+        [sys.executable, "-m", "backup.timer", "create", "--config", str(config)],
+        env=TIMER_ENV,
         capture_output=True,
         text=True,
         check=False,
     )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["backup_id"] == "interrupted-1"
-    checked = bk.info(params(None, bucket, site="acme-live", verify=True, backup_id="interrupted-1"))
+    checked = backup_info(params(None, bucket, site="acme-live", verify=True, backup_id="interrupted-1"))
     assert checked["complete"], checked["problems"]
     for upload in client.list_multipart_uploads(Bucket=bucket["name"]).get("Uploads", []):
         client.abort_multipart_upload(Bucket=bucket["name"], Key=upload["Key"], UploadId=upload["UploadId"])
@@ -329,7 +338,7 @@ def tampered(bucket, good: dict, backup_id: str, change) -> None:
     """A copy of the backup ``good`` under site acme-tamper: data objects copied, then ``change(manifest,
     keys)`` edits it; the manifest is sealed again (unless ``change`` returns raw bytes)."""
     client, name = bucket["client"], bucket["name"]
-    keys = bk.Keys("lms-backups", CUSTOMER, "acme-tamper")
+    keys = Keys("lms-backups", CUSTOMER, "acme-tamper")
     manifest = json.loads(json.dumps(good))
     manifest.update(id=backup_id, site="acme-tamper")
     for info in manifest["objects"].values():
@@ -337,7 +346,7 @@ def tampered(bucket, good: dict, backup_id: str, change) -> None:
         client.copy_object(Bucket=name, Key=new_key, CopySource={"Bucket": name, "Key": info["key"]})
         info["key"] = new_key
     raw = change(manifest, keys)
-    client.put_object(Bucket=name, Key=keys.manifest(backup_id), Body=raw or bk.seal(manifest))
+    client.put_object(Bucket=name, Key=keys.manifest(backup_id), Body=raw or seal(manifest))
 
 
 @pytest.mark.parametrize(
@@ -359,15 +368,15 @@ def test_restore_refuses_incomplete_or_corrupt_backups(
 ):
     client, name = bucket["client"], bucket["name"]
     store = s3_store.connect(params(None, bucket)["store"])
-    good = bk.load_manifest(store, bk.Keys("lms-backups", CUSTOMER, "acme-live"), live_backup["backup_id"])
+    good = load_manifest(store, Keys("lms-backups", CUSTOMER, "acme-live"), live_backup["backup_id"])
 
     def edit(manifest, keys):
         if case == "manifest-edited":
-            raw = json.loads(bk.seal(manifest))
+            raw = json.loads(seal(manifest))
             raw["wwwroot"] = "http://evil.example"
             return json.dumps(raw).encode()
         if case == "manifest-truncated":
-            return bk.seal(manifest)[:-20]
+            return seal(manifest)[:-20]
         if case == "filedir-object-missing":
             manifest["filedir"]["f" * 40] = 3
         if case == "dump-missing":
@@ -381,9 +390,9 @@ def test_restore_refuses_incomplete_or_corrupt_backups(
             sha1 = hashlib.sha1(f"packed {case} {uuid.uuid4()}".encode(), usedforsecurity=False).hexdigest()
             pack_id = uuid.uuid4().hex * 2
             if case == "pack-corrupt":
-                index = {"format": bk.FORMAT, "pack": pack_id, "size": 48, "files": {sha1: [0, 48]}}
+                index = {"format": FORMAT, "pack": pack_id, "size": 48, "files": {sha1: [0, 48]}}
                 client.put_object(Bucket=name, Key=keys.pack(pack_id), Body=b"y" * 48)
-                client.put_object(Bucket=name, Key=keys.pack_index(pack_id), Body=bk.seal(index))
+                client.put_object(Bucket=name, Key=keys.pack_index(pack_id), Body=seal(index))
             manifest["filedir"][sha1] = 48
             manifest["packs"] = [*manifest.get("packs", []), pack_id]
         if case == "filedir-object-corrupt":
@@ -400,8 +409,8 @@ def test_restore_refuses_incomplete_or_corrupt_backups(
     sentinel.write_text(case)
     tables_before = db_snapshot(qa_site) if (qa_site.dataroot / "filedir").exists() else None
     options = params(qa_site, bucket, site="acme-qa", source_site="acme-tamper", backup_id=backup_id)
-    with pytest.raises(bk.BackupError, match=message):
-        bk.restore(options)
+    with pytest.raises(BackupError, match=message):
+        restore_backup(options)
     # Nothing changed on the target.
     assert sentinel.read_text() == case
     assert not Path(str(qa_site.dataroot) + ".restoring").exists()
@@ -415,8 +424,8 @@ def test_prune_keeps_the_policy_and_never_deletes_referenced_objects(bucket):
     of an interrupted backup. Policy: 3 daily, 2 weekly, 2 monthly."""
     client, name = bucket["client"], bucket["name"]
     customer = "prunecorp"
-    live = bk.Keys("lms-backups", customer, "prunecorp-live")
-    qa = bk.Keys("lms-backups", customer, "prunecorp-qa")
+    live = Keys("lms-backups", customer, "prunecorp-live")
+    qa = Keys("lms-backups", customer, "prunecorp-qa")
 
     sizes = {}
 
@@ -435,9 +444,9 @@ def test_prune_keeps_the_policy_and_never_deletes_referenced_objects(bucket):
         body = label.encode()
         sha1 = hashlib.sha1(body, usedforsecurity=False).hexdigest()
         pack_id = hashlib.sha256(body).hexdigest()
-        index = {"format": bk.FORMAT, "pack": pack_id, "size": len(body), "files": {sha1: [0, len(body)]}}
+        index = {"format": FORMAT, "pack": pack_id, "size": len(body), "files": {sha1: [0, len(body)]}}
         client.put_object(Bucket=name, Key=live.pack(pack_id), Body=body)
-        client.put_object(Bucket=name, Key=live.pack_index(pack_id), Body=bk.seal(index))
+        client.put_object(Bucket=name, Key=live.pack_index(pack_id), Body=seal(index))
         sizes[sha1] = len(body)
         return pack_id, sha1
 
@@ -449,7 +458,7 @@ def test_prune_keeps_the_policy_and_never_deletes_referenced_objects(bucket):
         data_key = keys.data(backup_id, "database.pgdump")
         client.put_object(Bucket=name, Key=data_key, Body=b"dump")
         manifest = {
-            "format": bk.FORMAT,
+            "format": FORMAT,
             "id": backup_id,
             "customer": customer,
             "site": site,
@@ -460,7 +469,7 @@ def test_prune_keeps_the_policy_and_never_deletes_referenced_objects(bucket):
             "filedir": {sha1: sizes[sha1] for sha1 in [*filedir, *(sha1 for _, sha1 in packs)]},
             "packs": [pack_id for pack_id, _ in packs],
         }
-        client.put_object(Bucket=name, Key=keys.manifest(backup_id), Body=bk.seal(manifest))
+        client.put_object(Bucket=name, Key=keys.manifest(backup_id), Body=seal(manifest))
         return backup_id
 
     today = dt.datetime(2026, 11, 26, 2, 30, tzinfo=dt.UTC)
@@ -482,12 +491,10 @@ def test_prune_keeps_the_policy_and_never_deletes_referenced_objects(bucket):
         keep_monthly=2,
         grace_hours=0,
     )
-    preview = bk.prune(options, check_mode=True)
-    assert (
-        len(preview["expired"]) == 35 and len(bk.list_backups(s3_store.connect(options["store"]), live)) == 40
-    )
+    preview = prune(options, check_mode=True)
+    assert len(preview["expired"]) == 35 and len(list_backups(s3_store.connect(options["store"]), live)) == 40
 
-    result = bk.prune(options)
+    result = prune(options)
     # Days 0-2 (daily), Sunday 22nd (last week), 31 October (last month): Nov 26th is all four.
     expected = {
         0: ["daily", "weekly", "monthly", "latest"],
@@ -500,8 +507,8 @@ def test_prune_keeps_the_policy_and_never_deletes_referenced_objects(bucket):
         (today - dt.timedelta(days=n)).strftime("%Y%m%dT%H%M%SZ"): why for n, why in expected.items()
     }
     store = s3_store.connect(options["store"])
-    assert bk.list_backups(store, live) == sorted(result["kept"])
-    assert bk.list_backups(store, qa) == [qa_id]
+    assert list_backups(store, live) == sorted(result["kept"])
+    assert list_backups(store, qa) == [qa_id]
     left = {key.rsplit("/", 1)[1] for key in store.list(live.content_prefix)}
     referenced = {own[n] for n in expected} | {shared[n % 5] for n in expected} | {own[30]}
     assert left == referenced
@@ -512,7 +519,7 @@ def test_prune_keeps_the_policy_and_never_deletes_referenced_objects(bucket):
     assert data_left == set(result["kept"])
     assert result["deleted_objects"] == 36  # 35 expired dumps + the interrupted one
 
-    again = bk.prune(options)
+    again = prune(options)
     assert again["changed"] is False and again["expired"] == []
 
 
@@ -533,8 +540,8 @@ def test_verify_restores_into_a_scratch_site_and_cleans_up(moodle_site, live_bac
     assert (
         proof["backup_id"]
         == planned["backup_id"]
-        == bk.list_backups(
-            s3_store.connect(params(None, bucket)["store"]), bk.Keys("lms-backups", CUSTOMER, "acme-live")
+        == list_backups(
+            s3_store.connect(params(None, bucket)["store"]), Keys("lms-backups", CUSTOMER, "acme-live")
         )[-1]
     )
     assert proof["rows"]["user"] >= 2 and proof["rows"]["files"] > 0

@@ -16,13 +16,14 @@ import socket
 import stat
 import urllib.request
 
-import backup as bk
 import boto3
 import local_s3
 import pytest
 import s3_store
 import yaml
 from ansible_cli import REPO, ansible_playbook
+from backup.create import upload_content
+from backup.format import Keys
 from botocore.exceptions import ClientError
 
 BUCKET = "ti-principals"
@@ -146,8 +147,8 @@ def test_a_damaged_file_leaves_no_object_without_any_delete(principals, tmp_path
     path = tmp_path / "video"
     path.write_bytes(os.urandom(6 * MIB))
     wrong_sha1 = "0" * 40
-    keys = bk.Keys("lms-backups", "acme", "acme-live")
-    result = bk.upload_content(acme, keys, {wrong_sha1: (str(path), 6 * MIB)}, 5 * MIB)
+    keys = Keys("lms-backups", "acme", "acme-live")
+    result = upload_content(acme, keys, {wrong_sha1: (str(path), 6 * MIB)}, 5 * MIB)
     assert result["damaged"] == [str(path)] and result["uploaded"] == 0
     pruner = store_of(principals, "three-instance-backup-pruner").client
     assert pruner.list_objects_v2(Bucket=BUCKET, Prefix=keys.content(wrong_sha1)).get("KeyCount") == 0
@@ -202,9 +203,10 @@ def test_a_live_host_gets_its_customers_key_and_no_retention(tmp_path):
     options = json.loads(files["backup.json"])
     assert (options["store"]["access_key"], options["store"]["secret_key"]) == ("AK", "acme-secret")
     assert "globex-secret" not in files["backup.json"] and "pruner-secret" not in files["backup.json"]
-    assert "backup.py create" in files["backup.service"] and "backup.py prune" not in files["backup.service"]
+    unit = files["backup.service"]
+    assert "-m backup.timer create" in unit and "backup.timer prune" not in unit
     shared = rendered(tmp_path / "shared", {"bucket": BUCKET, "access_key": "one", "secret_key": "for-all"})
-    assert "backup.py prune" in shared["backup.service"]
+    assert "backup.timer prune" in shared["backup.service"]
 
 
 def test_the_backup_bucket_with_object_lock_keeps_every_version(s3_endpoint):

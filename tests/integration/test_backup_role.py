@@ -1,5 +1,6 @@
-"""roles/backup on this machine: the options file it renders drives the same code the systemd
-service runs (``backup.py create`` then ``prune``), against the real Moodle test site and moto.
+"""roles/backup on this machine: the options file it renders drives the code it copies, run as the
+systemd service runs it (``python3 -m backup.timer create`` then ``prune``, the lib folder on
+PYTHONPATH), against the real Moodle test site and moto.
 
 The unit files and the apt task are skipped (tags backup-units, backup-packages): this machine is
 no Live host; the units are plain templates of the commands run here.
@@ -13,11 +14,12 @@ import stat
 import subprocess
 from pathlib import Path
 
-import backup as bk
 import moodle_site as ms
 import s3_store
 import yaml
 from ansible_cli import PYTHON, ansible_env, ansible_playbook
+from backup.format import Keys, list_backups
+from backup.info import info as backup_info
 from test_backup import CUSTOMER, bucket, params  # noqa: F401 - bucket is a fixture
 
 REPO = Path(__file__).resolve().parents[2]
@@ -94,20 +96,21 @@ def test_role_config_drives_the_timer_code(moodle_site, bucket):  # noqa: F811 -
         for _ in range(2):
             for action in ("create", "prune"):
                 done = subprocess.run(
-                    [HOST_PYTHON, str(base / "lib" / "backup.py"), action, "--config", str(config)],
+                    [HOST_PYTHON, "-m", "backup.timer", action, "--config", str(config)],
+                    cwd=base,
                     capture_output=True,
                     text=True,
-                    env=moodle_site.env(),
+                    env={**moodle_site.env(), "PYTHONPATH": str(base / "lib")},
                     check=False,
                 )
                 assert done.returncode == 0, done.stderr
                 if action == "create":
                     ids.append(json.loads(done.stdout)["backup_id"])
         options = params(None, bucket, site="acme-live", prefix="role-backups")
-        keys = bk.Keys("role-backups", CUSTOMER, "acme-live")
-        listed = bk.list_backups(s3_store.connect(options["store"]), keys)
+        keys = Keys("role-backups", CUSTOMER, "acme-live")
+        listed = list_backups(s3_store.connect(options["store"]), keys)
         # Both ran within the same second or day: the policy keeps the newest only.
         assert listed == [max(ids)]
-        assert bk.info({**options, "verify": True})["complete"]
+        assert backup_info({**options, "verify": True})["complete"]
     finally:
         shutil.rmtree(base, ignore_errors=True)

@@ -5,8 +5,8 @@
 Run by test_host_pythons.py under Debian 12's /usr/bin/python3 (3.11.2) and pyenv's 3.9 and 3.10
 (RHEL 9, Ubuntu 22.04) when they exist. It
 
-1. byte-compiles and imports every plugins/module_utils/*.py and library/*.py (the modules as
-   AnsiballZ would: ``ansible.module_utils.<name>`` is the repo's file; without Ansible,
+1. byte-compiles and imports every plugins/module_utils/**/*.py and library/*.py (the modules as
+   AnsiballZ would: ``ansible.module_utils.<name>`` is the repo's file or package; without Ansible,
    ``ansible.module_utils.basic`` is a stand-in);
 2. runs safe_tar's hostile-archive checks (safe_tar_cases.py) with the checked member walk, and
    with tarfile.data_filter when this Python has it;
@@ -39,15 +39,16 @@ OPTIONAL = {"boto3", "botocore"}
 
 
 class RepoModuleUtils(importlib.abc.MetaPathFinder, importlib.abc.Loader):
-    """``ansible.module_utils.<name>`` is the repo's plugins/module_utils/<name>.py (one module
-    object under both names, as in tests/conftest.py)."""
+    """``ansible.module_utils.<name>`` is the repo's plugins/module_utils/<name>.py, or its package
+    <name>/ (one module object under both names, as in tests/conftest.py)."""
 
     PREFIX = "ansible.module_utils."
 
     def find_spec(self, fullname, path, target=None):
-        name = fullname[len(self.PREFIX) :]
-        if fullname.startswith(self.PREFIX) and os.path.exists(os.path.join(MODULE_UTILS, name + ".py")):
-            return importlib.util.spec_from_loader(fullname, self)
+        if fullname.startswith(self.PREFIX):
+            where = os.path.join(MODULE_UTILS, *fullname[len(self.PREFIX) :].split("."))
+            if os.path.exists(where + ".py") or os.path.exists(os.path.join(where, "__init__.py")):
+                return importlib.util.spec_from_loader(fullname, self)
         return None
 
     def create_module(self, spec):
@@ -111,8 +112,22 @@ def _py_files(folder: str) -> list[str]:
     return sorted(os.path.join(folder, f) for f in os.listdir(folder) if f.endswith(".py"))
 
 
+def _module_utils() -> dict[str, str]:
+    """``{dotted name: path}`` of plugins/module_utils: its files and its packages' (``backup.create``)."""
+    found = {}
+    for root, dirs, files in os.walk(MODULE_UTILS):
+        dirs[:] = sorted(d for d in dirs if os.path.exists(os.path.join(root, d, "__init__.py")))
+        package = [] if root == MODULE_UTILS else os.path.relpath(root, MODULE_UTILS).split(os.sep)
+        for name in sorted(files):
+            if name.endswith(".py"):
+                found[".".join(package + ([] if name == "__init__.py" else [name[:-3]]))] = os.path.join(
+                    root, name
+                )
+    return found
+
+
 def compile_all() -> None:
-    for path in _py_files(MODULE_UTILS) + _py_files(LIBRARY):
+    for path in list(_module_utils().values()) + _py_files(LIBRARY):
         with open(path, encoding="utf-8") as handle:
             source = handle.read()
         with warnings.catch_warnings():
@@ -121,8 +136,7 @@ def compile_all() -> None:
 
 
 def import_all() -> None:
-    for path in _py_files(MODULE_UTILS):
-        name = os.path.basename(path)[:-3]
+    for name in _module_utils():
         try:
             importlib.import_module("ansible.module_utils." + name)
         except ImportError as exc:
@@ -155,15 +169,14 @@ def check_safe_tar() -> list[str]:
         with tempfile.TemporaryDirectory() as tmp:
             cases.check_benign(tmp, extract)
     # What restores run (Debian 12's 3.11.2 failed here with "unexpected keyword argument 'filter'").
-    import backup
+    from backup.format import BackupError
+    from backup.restore import extract_dataroot
 
     owner = (os.geteuid(), os.getegid())
     with tempfile.TemporaryDirectory() as tmp:
-        cases.check_benign(tmp, lambda archive, dest: backup.extract_dataroot(archive, dest, owner))
+        cases.check_benign(tmp, lambda archive, dest: extract_dataroot(archive, dest, owner))
     with tempfile.TemporaryDirectory() as tmp:
-        cases.check_hostile(
-            "hard link out", tmp, lambda a, d: backup.extract_dataroot(a, d, owner), backup.BackupError
-        )
+        cases.check_hostile("hard link out", tmp, lambda a, d: extract_dataroot(a, d, owner), BackupError)
     # The checks are real: a plain extractall fails them.
     with tempfile.TemporaryDirectory() as tmp:
         try:
@@ -176,10 +189,10 @@ def check_safe_tar() -> list[str]:
 
 
 def check_version_sensitive_code() -> None:
-    import backup
     import change_window
     import moodle_cli
     import sanitise
+    from backup.format import id_time, now_id
 
     result = change_window.check(
         "acme-live", ["sun 02:00-04:00 Europe/London"], at="2026-11-29T02:30:00Z", tier="live"
@@ -190,9 +203,9 @@ def check_version_sensitive_code() -> None:
         "acme-live", {"days": ["sun"], "start": "02:00", "end": "04:00"}, at="2026-11-30"
     )
     assert not closed["allowed"] and closed["next_open"] == "2026-12-06T02:00:00+00:00", closed
-    stamp = backup.now_id()
-    assert backup.id_time(stamp).tzinfo is not None
-    assert backup.id_time("20261126T031500Z").isoformat() == "2026-11-26T03:15:00+00:00"
+    stamp = now_id()
+    assert id_time(stamp).tzinfo is not None
+    assert id_time("20261126T031500Z").isoformat() == "2026-11-26T03:15:00+00:00"
     assert moodle_cli.to_setting(True) == "1"
     for bad in ([1], {"a": 1}):
         try:

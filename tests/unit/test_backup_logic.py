@@ -1,4 +1,4 @@
-"""Unit tests of plugins/module_utils/backup.py: retention, manifests, keys, streams (no services)."""
+"""Unit tests of plugins/module_utils/backup/: retention, manifests, keys, streams (no services)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,10 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "plugins" / "module_utils"))
 
-import backup as bk
+from backup import create, restore, verify
+from backup.format import FORMAT, BackupError, Content, Keys, seal, unseal
+from backup.prune import retained
+from backup.site_config import db_env
 
 
 def day(n: int, hour: int = 3) -> dt.datetime:
@@ -32,14 +35,14 @@ def ids(times: list[dt.datetime]) -> dict[str, dt.datetime]:
 
 def test_retention_daily_keeps_newest_per_day():
     backups = ids([day(0, 3), day(0, 15), day(1), day(2), day(3)])
-    kept = bk.retained(backups, daily=2, weekly=0, monthly=0)
+    kept = retained(backups, daily=2, weekly=0, monthly=0)
     assert sorted(kept) == ["20261125T030000Z", "20261126T150000Z"]
     assert kept["20261126T150000Z"] == ["daily", "latest"]
 
 
 def test_retention_weekly_and_monthly_over_a_year():
     backups = ids([day(n) for n in range(365)])
-    kept = bk.retained(backups, daily=7, weekly=4, monthly=6)
+    kept = retained(backups, daily=7, weekly=4, monthly=6)
     daily = {b for b, why in kept.items() if "daily" in why}
     weekly = {b for b, why in kept.items() if "weekly" in why}
     monthly = {b for b, why in kept.items() if "monthly" in why}
@@ -61,54 +64,54 @@ def test_retention_weekly_and_monthly_over_a_year():
 
 def test_retention_gaps_count_days_with_backups_not_calendar_days():
     backups = ids([day(0), day(10), day(20), day(30)])
-    assert sorted(bk.retained(backups, daily=3, weekly=0, monthly=0)) == sorted(list(backups)[:3])
+    assert sorted(retained(backups, daily=3, weekly=0, monthly=0)) == sorted(list(backups)[:3])
 
 
 def test_retention_zero_policy_still_keeps_the_latest():
     backups = ids([day(0), day(1)])
-    assert bk.retained(backups, 0, 0, 0) == {"20261126T030000Z": ["latest"]}
-    assert bk.retained({}, 7, 4, 6) == {}
+    assert retained(backups, 0, 0, 0) == {"20261126T030000Z": ["latest"]}
+    assert retained({}, 7, 4, 6) == {}
 
 
 def test_manifest_seal_round_trip_and_corruption():
-    manifest = {"format": bk.FORMAT, "id": "x", "filedir": {"a" * 40: 3}, "objects": {}}
-    raw = bk.seal(manifest)
-    assert bk.unseal(raw, "m")["filedir"] == manifest["filedir"]
+    manifest = {"format": FORMAT, "id": "x", "filedir": {"a" * 40: 3}, "objects": {}}
+    raw = seal(manifest)
+    assert unseal(raw, "m")["filedir"] == manifest["filedir"]
     tampered = json.loads(raw)
     tampered["filedir"]["a" * 40] = 4
-    with pytest.raises(bk.BackupError, match="checksum mismatch"):
-        bk.unseal(json.dumps(tampered).encode(), "m")
-    with pytest.raises(bk.BackupError, match="not JSON"):
-        bk.unseal(raw[:-5], "m")
-    with pytest.raises(bk.BackupError, match="no checksum"):
-        bk.unseal(b"{}", "m")
+    with pytest.raises(BackupError, match="checksum mismatch"):
+        unseal(json.dumps(tampered).encode(), "m")
+    with pytest.raises(BackupError, match="not JSON"):
+        unseal(raw[:-5], "m")
+    with pytest.raises(BackupError, match="no checksum"):
+        unseal(b"{}", "m")
 
 
 def test_keys_layout_and_name_validation():
-    keys = bk.Keys("lms-backups", "acme", "acme-live")
+    keys = Keys("lms-backups", "acme", "acme-live")
     assert keys.content("ab" + "c" * 38) == "lms-backups/acme/content/ab/ab" + "c" * 38
     assert (
         keys.manifest("20261126T030000Z")
         == "lms-backups/acme/sites/acme-live/manifests/20261126T030000Z.json"
     )
     assert keys.data("i", "database.pgdump") == "lms-backups/acme/sites/acme-live/data/i/database.pgdump"
-    with pytest.raises(bk.BackupError, match=r"customer '\.\./x'"):
-        bk.Keys("p", "../x", "s")
+    with pytest.raises(BackupError, match=r"customer '\.\./x'"):
+        Keys("p", "../x", "s")
 
 
 def test_process_reader_compresses_and_checks_the_producer():
     finished = []
-    reader = bk.ProcessReader(io.BytesIO(b"hello " * 1000), lambda: finished.append(True), compress=True)
+    reader = create.ProcessReader(io.BytesIO(b"hello " * 1000), lambda: finished.append(True), compress=True)
     out = b"".join(iter(lambda: reader.read(100), b""))
     assert gzip.decompress(out) == b"hello " * 1000
     assert finished == [True]
 
     def fail():
-        raise bk.BackupError("pg_dump failed")
+        raise BackupError("pg_dump failed")
 
-    failing = bk.ProcessReader(io.BytesIO(b"partial"), fail)
+    failing = create.ProcessReader(io.BytesIO(b"partial"), fail)
     assert failing.read(100) == b"partial"
-    with pytest.raises(bk.BackupError, match="pg_dump failed"):
+    with pytest.raises(BackupError, match="pg_dump failed"):
         failing.read(100)
 
 
@@ -129,7 +132,7 @@ def test_dataroot_tar_leaves_out_caches_and_filedir(tmp_path):
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / rel).write_text(rel)
     out = io.BytesIO()
-    bk.dataroot_tar(str(tmp_path), out)
+    create.dataroot_tar(str(tmp_path), out)
     out.seek(0)
     with tarfile.open(fileobj=out, mode="r:") as tar:
         names = sorted(tar.getnames())
@@ -155,7 +158,7 @@ def test_a_backups_cache_configuration_is_dropped_on_unpacking(tmp_path):
             for entry in ("lang", "muc"):
                 tar.add(src / entry, arcname=entry)
         dest = tmp_path / shape / "dest"
-        bk.extract_dataroot(str(archive), str(dest), (os.getuid(), os.getgid()))
+        restore.extract_dataroot(str(archive), str(dest), (os.getuid(), os.getgid()))
         assert sorted(p.name for p in dest.iterdir()) == ["lang"], shape
 
 
@@ -166,10 +169,10 @@ def test_site_files_are_read_without_following_links(tmp_path):
     (tmp_path / "elsewhere" / "config.php").write_text("root's secret")
     (tmp_path / "linked").symlink_to(tmp_path / "elsewhere")
     (tmp_path / "real" / "link.php").symlink_to(tmp_path / "elsewhere" / "config.php")
-    assert bk._read_regular_file("config.php", parent=str(tmp_path / "real")) == b"mine"
-    assert bk._read_regular_file("config.php", parent=str(tmp_path / "linked")) is None
-    assert bk._read_regular_file("link.php", parent=str(tmp_path / "real")) is None
-    assert bk._read_regular_file("config.php", parent=str(tmp_path / "absent")) is None
+    assert restore._read_regular_file("config.php", parent=str(tmp_path / "real")) == b"mine"
+    assert restore._read_regular_file("config.php", parent=str(tmp_path / "linked")) is None
+    assert restore._read_regular_file("link.php", parent=str(tmp_path / "real")) is None
+    assert restore._read_regular_file("config.php", parent=str(tmp_path / "absent")) is None
 
 
 def test_scan_filedir_reports_strangers(tmp_path):
@@ -178,7 +181,7 @@ def test_scan_filedir_reports_strangers(tmp_path):
     (tmp_path / "filedir" / "01" / "23" / good).write_bytes(b"12345")
     (tmp_path / "filedir" / "01" / "23" / "notes.txt").write_text("?")
     (tmp_path / "filedir" / "warning.txt").write_text("do not touch")
-    found, strange = bk.scan_filedir(str(tmp_path))
+    found, strange = create.scan_filedir(str(tmp_path))
     assert found == {good: (str(tmp_path / "filedir" / "01" / "23" / good), 5)}
     assert strange == [str(tmp_path / "filedir" / "01" / "23" / "notes.txt")]
 
@@ -194,31 +197,31 @@ def test_db_env_keeps_the_password_off_the_command_line():
         "dbsocket": "",
         "prefix": "mdl_",
     }
-    args, env = bk.db_env(cfg)
+    args, env = db_env(cfg)
     assert args == [] and env["PGPASSWORD"] == "s3cret" and env["PGHOST"] == "db1" and env["PGPORT"] == "5433"
-    cmd, name, fmt = bk.dump_command(cfg, {"pg_dump": "pg_dump"})
+    cmd, name, fmt = create.dump_command(cfg, {"pg_dump": "pg_dump"})
     assert "s3cret" not in " ".join(cmd) and name == "database.pgdump" and fmt == "pg_dump-custom"
     mysql = {**cfg, "dbtype": "mariadb", "dbhost": "localhost", "dbsocket": "/run/mysqld/mysqld.sock"}
-    args, env = bk.db_env(mysql)
+    args, env = db_env(mysql)
     assert args == ["--user=u", "--socket=/run/mysqld/mysqld.sock"] and env["MYSQL_PWD"] == "s3cret"
-    cmd, _, fmt = bk.dump_command(mysql, {"mysqldump": "mysqldump"})
+    cmd, _, fmt = create.dump_command(mysql, {"mysqldump": "mysqldump"})
     assert "--single-transaction" in cmd and "s3cret" not in " ".join(cmd) and fmt == "mysqldump-gzip"
-    with pytest.raises(bk.BackupError, match="sqlsrv"):
-        bk.db_env({**cfg, "dbtype": "sqlsrv"})
+    with pytest.raises(BackupError, match="sqlsrv"):
+        db_env({**cfg, "dbtype": "sqlsrv"})
 
 
 def test_pack_batches_close_at_the_target_in_path_order(monkeypatch):
-    monkeypatch.setattr(bk, "PACK_TARGET", 100)
+    monkeypatch.setattr(create, "PACK_TARGET", 100)
     wanted = {f"{i:040x}": (f"/filedir/{9 - i}", 40) for i in range(6)}
-    batches = bk.pack_batches(list(wanted), wanted)
+    batches = create.pack_batches(list(wanted), wanted)
     # 40 + 40 fits, a third would pass 100: packs of two, ordered by path (reverse of the ids here).
     assert batches == [[f"{i:040x}", f"{i - 1:040x}"] for i in (5, 3, 1)]
-    assert bk.pack_batches([], wanted) == []
+    assert create.pack_batches([], wanted) == []
 
 
 def test_content_locates_loose_then_packed_files_of_the_right_size():
     a, b, c = "a" * 40, "b" * 40, "c" * 40
-    content = bk.Content(
+    content = Content(
         loose={a: 10},
         packs={
             "p1": {"size": 30, "files": {b: [0, 20], a: [20, 10]}},
@@ -241,24 +244,24 @@ def test_content_locates_loose_then_packed_files_of_the_right_size():
 
 @pytest.mark.parametrize("name", ["acme\n", "acme-live\n", "x" * 65, ""])
 def test_backup_names_are_matched_whole(name):
-    with pytest.raises(bk.BackupError, match="is not a valid name"):
-        bk.Keys("lms-backups", name, "acme-live")
-    with pytest.raises(bk.BackupError, match="is not a valid name"):
-        bk.Keys("lms-backups", "acme", name)
+    with pytest.raises(BackupError, match="is not a valid name"):
+        Keys("lms-backups", name, "acme-live")
+    with pytest.raises(BackupError, match="is not a valid name"):
+        Keys("lms-backups", "acme", name)
 
 
 def test_backup_id_with_a_newline_is_refused(monkeypatch):
-    monkeypatch.setattr(bk.MoodleSite, "from_params", lambda params: pytest.fail("site opened"))
-    with pytest.raises(bk.BackupError, match="is not valid"):
-        bk.create_backup({"backup_id": "20260101T000000Z\n"})
+    monkeypatch.setattr(create.MoodleSite, "from_params", lambda params: pytest.fail("site opened"))
+    with pytest.raises(BackupError, match="is not valid"):
+        create.create_backup({"backup_id": "20260101T000000Z\n"})
 
 
 @pytest.mark.parametrize("dbname", ["moodle\n", "moodle;drop", ""])
 def test_sql_names_are_matched_whole(monkeypatch, tmp_path, dbname):
-    monkeypatch.setattr(bk.MoodleSite, "from_params", lambda params: object())
-    monkeypatch.setattr(bk, "read_site_config", lambda site: {"dbname": dbname, "dbuser": "moodle"})
-    with pytest.raises(bk.BackupError, match="has characters a restore test does not handle"):
-        bk.verify_backup({"scratch_dir": str(tmp_path), "site": "acme-live"})
+    monkeypatch.setattr(verify.MoodleSite, "from_params", lambda params: object())
+    monkeypatch.setattr(verify, "read_site_config", lambda site: {"dbname": dbname, "dbuser": "moodle"})
+    with pytest.raises(BackupError, match="has characters a restore test does not handle"):
+        verify.verify_backup({"scratch_dir": str(tmp_path), "site": "acme-live"})
 
 
 def test_filedir_content_is_linked_only_from_regular_files_of_the_site(tmp_path):
@@ -284,7 +287,7 @@ def test_filedir_content_is_linked_only_from_regular_files_of_the_site(tmp_path)
             (folder / sha1).write_bytes(body + (b"!" if kind == "wrong size" else b""))
     dest.mkdir()
     linked = {}
-    with bk._FiledirReader(str(filedir)) as existing:
+    with restore._FiledirReader(str(filedir)) as existing:
         for kind, sha1 in names.items():
             uid = os.getuid() + (1 if kind == "other owner" else 0)
             linked[kind] = existing.link(sha1, len(body), uid, str(dest / sha1))
@@ -312,14 +315,14 @@ def test_inherited_grants_are_carried_to_a_restored_dataroot():
             "default:other::---",
         ]
     )
-    assert bk.inherited_grants(shown) == [
+    assert restore.inherited_grants(shown) == [
         "u:www-data:rX",
         "d:u:www-data:r-x",
         "g:auditors:r",
         "d:g:auditors:r--",
     ]
     # A dataroot without ACL (or a host without the tools) carries nothing.
-    assert bk.inherited_grants("user::rwx\ngroup::rwx\nother::---\n") == []
+    assert restore.inherited_grants("user::rwx\ngroup::rwx\nother::---\n") == []
 
 
 @pytest.mark.skipif(not shutil.which("setfacl"), reason="no ACL tools (Debian: acl)")
@@ -329,7 +332,7 @@ def test_carry_grants_gives_the_staged_tree_the_live_grants(tmp_path):
     (staged / "filedir" / "ab" / "abcd").write_bytes(b"x")
     live.mkdir()
     subprocess.run(["setfacl", "-m", "u:nobody:rX,d:u:nobody:rX", str(live)], check=True)
-    bk._carry_grants(str(live), str(staged))
+    restore._carry_grants(str(live), str(staged))
     shown = subprocess.run(["getfacl", "-p", "-R", str(staged)], capture_output=True, text=True, check=True)
     acl = shown.stdout
     blocks = {b.split("\n")[0]: b for b in acl.split("\n\n") if b}

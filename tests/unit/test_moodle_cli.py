@@ -15,6 +15,8 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "plugins" / "module_utils"))
 
 import moodle_cli as mc
+from php.argv_from_stdin import ARGV_FROM_STDIN_PHP
+from php.helper import HELPER_PHP
 
 VERSION_51 = """<?php
 defined('MOODLE_INTERNAL') || die();
@@ -386,7 +388,7 @@ def test_helper_php_is_valid_php(tmp_path):
     if php is None:
         pytest.skip("php is not installed: cannot lint the helper")
     script = tmp_path / "helper.php"
-    script.write_text(mc.HELPER_PHP)
+    script.write_text(HELPER_PHP)
     proc = subprocess.run([php, "-l", str(script)], capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
@@ -449,7 +451,7 @@ def test_argv_wrapper_gives_the_script_its_arguments(tmp_path):
     script = tmp_path / "show.php"
     script.write_text("<?php echo json_encode([$argv, $_SERVER['argv'], $argc, $_SERVER['argc'], __DIR__]);")
     wrapper = tmp_path / "wrapper.php"
-    wrapper.write_text(mc.ARGV_FROM_STDIN_PHP)
+    wrapper.write_text(ARGV_FROM_STDIN_PHP)
     args = ['--adminpass=it\'s "quoted" $secret', "--x"]
     result = mc.run_command(["php", str(wrapper)], stdin=json.dumps({"script": str(script), "args": args}))
     argv, server_argv, argc, server_argc, folder = json.loads(result.stdout)

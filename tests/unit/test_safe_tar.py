@@ -103,9 +103,10 @@ def test_default_is_the_walk_without_data_filter(monkeypatch, tmp_path):
 
 
 def test_unsafe_member_in_a_restore_is_a_backup_error(tmp_path):
-    import backup as bk
+    from backup.format import BackupError
+    from backup.restore import extract_dataroot
 
     member, entries, _ = cases.hostile_cases(str(tmp_path))["symlink out"]
     archive = cases.write_tar(str(tmp_path / "dataroot.tar.gz"), entries)
-    with pytest.raises(bk.BackupError, match=f"dataroot archive .*{member!r} refused"):
-        bk.extract_dataroot(archive, str(tmp_path / "new"), (0, 0))
+    with pytest.raises(BackupError, match=f"dataroot archive .*{member!r} refused"):
+        extract_dataroot(archive, str(tmp_path / "new"), (0, 0))

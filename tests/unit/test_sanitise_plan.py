@@ -146,7 +146,7 @@ def fake_site(tmp_path, stdout):
     return mc.MoodleSite(str(tmp_path), web_user="nobody", runner=runner, euid=nobody), runner
 
 
-def test_run_script_sends_the_plan_on_stdin(tmp_path):
+def test_run_operation_sends_the_plan_on_stdin(tmp_path):
     answer = {"changed": True, "counts": {"user": 3}}
     site, runner = fake_site(tmp_path, "notice\n@@LMS-RESULT@@" + json.dumps(answer) + "\n")
     assert sn.sanitise(site, {"email_domain": "invalid", "keep_usernames": ["tutor"]}) == answer
@@ -157,7 +157,7 @@ def test_run_script_sends_the_plan_on_stdin(tmp_path):
     assert not os.path.exists(call["cmd"][-3])  # the temp script is gone
 
 
-def test_run_script_failure_is_an_error(tmp_path):
+def test_run_operation_failure_is_an_error(tmp_path):
     site, _ = fake_site(tmp_path, '@@LMS-RESULT@@{"failed": true, "msg": "x is forced in config.php"}\n')
     with pytest.raises(sn.SanitiseError, match=r"forced in config\.php"):
         sn.sanitise(site, {"email_domain": "invalid"})

@@ -10,15 +10,15 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "plugins" / "module_utils"))
 
-import backup as bk
 import release as rel
 import s3_store
+from backup.format import site_keys
 
 pytest.importorskip("boto3")
 
 
 def test_backup_and_release_modules_take_the_same_store_option():
-    assert bk.BACKUP_STORE_ARGS["store"] == rel.STORE_ARG == s3_store.store_arg()
+    assert s3_store.BACKUP_STORE_ARGS["store"] == rel.STORE_ARG == s3_store.store_arg()
     assert s3_store.store_arg()["options"]["secret_key"]["no_log"] is True
 
 
@@ -36,9 +36,9 @@ def test_the_timer_script_fills_the_defaults_and_refuses_unknown_keys():
 
 
 def test_each_family_has_its_own_prefix_when_the_store_names_none():
-    keys = bk.site_keys({"store": {"prefix": None}, "customer": "acme", "site": "acme-live"})
+    keys = site_keys({"store": {"prefix": None}, "customer": "acme", "site": "acme-live"})
     assert keys.manifest_prefix == "lms-backups/acme/sites/acme-live/manifests/"
-    assert bk.site_keys({"store": {"prefix": ""}, "customer": "acme", "site": "acme-qa"}).site_prefix == (
+    assert site_keys({"store": {"prefix": ""}, "customer": "acme", "site": "acme-qa"}).site_prefix == (
         "acme/sites/acme-qa/"
     )
 
