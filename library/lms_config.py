@@ -17,7 +17,8 @@ description:
     value already equals the wanted one the task is unchanged and warns.
   - Reports C(changed) and, with C(--diff), the before and after values.
   - With only I(name) (no I(value), I(state=present)) nothing is written and the value is returned
-    (a read).
+    (a read). I(read) reads several settings in one PHP run and never writes (the tier policy audit,
+    C(playbooks/audit.yml), uses it).
 version_added: "1.0.0"
 author: three-instance contributors
 extends_documentation_fragment:
@@ -61,6 +62,21 @@ options:
         type: str
         choices: [present, absent]
         default: present
+  read:
+    description:
+      - Settings to read only (each item takes I(name) and I(component)); nothing is written. Each comes
+        back in I(settings) with its value and whether C(config.php) forces it.
+    type: list
+    elements: dict
+    suboptions:
+      name:
+        description: The setting's name.
+        type: str
+        required: true
+      component:
+        description: The setting's component.
+        type: str
+        default: core
 notes:
   - Supports check mode and diff mode.
   - Values of settings whose names look like secrets (C(pass), C(secret), C(token), C(key)) are
@@ -83,6 +99,14 @@ EXAMPLES = r"""
     path: /srv/acme-qa/current
     name: release
   register: release
+
+- name: Read settings and whether config.php forces them (no change)
+  lms_config:
+    path: /srv/acme-qa/current
+    read:
+      - {name: noemailever}
+      - {name: coursebinenable, component: tool_recyclebin}
+  register: found
 
 - name: Remove a setting
   lms_config:
@@ -122,7 +146,12 @@ SECRET = re.compile(r"pass|secret|token|key$|apikey", re.IGNORECASE)
 
 
 def wanted_settings(params) -> list[dict]:
-    if params["settings"] is not None:
+    if params.get("read") is not None:
+        items = [
+            {"name": i["name"], "component": i.get("component"), "value": None, "state": "present"}
+            for i in params["read"]
+        ]
+    elif params["settings"] is not None:
         items = params["settings"]
     else:
         items = [
@@ -168,9 +197,17 @@ def main():
             value={"type": "raw"},
             state={"type": "str", "choices": ["present", "absent"], "default": "present"},
             settings={"type": "list", "elements": "dict", "options": setting_spec},
+            read={
+                "type": "list",
+                "elements": "dict",
+                "options": {
+                    "name": {"type": "str", "required": True},
+                    "component": {"type": "str", "default": "core"},
+                },
+            },
         ),
-        mutually_exclusive=[("name", "settings")],
-        required_one_of=[("name", "settings")],
+        mutually_exclusive=[("name", "settings", "read")],
+        required_one_of=[("name", "settings", "read")],
         supports_check_mode=True,
     )
     try:

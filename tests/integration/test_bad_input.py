@@ -207,6 +207,14 @@ CASES = {
         "FOREVER",
     ),
     "backup_principals: no bucket": ("backup_principals.yml", {"backup_store": {}}, "backup_store.bucket"),
+    # audit.yml
+    "audit: unknown site": ("audit.yml", {"site": "acme-staging"}, "give -e site="),
+    "audit: a site with no host here": ("audit.yml", {"site": "globex-live"}, "unknown site globex-live"),
+    "audit: unknown customer": ("audit.yml", {"customer": "initech"}, "unknown customer initech"),
+    "audit: customer with shell metacharacters": ("audit.yml", {"customer": "acme$(id)"}, "give -e site="),
+    "audit: site and customer both": ("audit.yml", {"site": "acme-dev", "customer": "acme"}, "not both"),
+    "audit: 5,000-character site": ("audit.yml", {"site": HUGE}, "give -e site="),
+    "audit: forged site list": ("audit.yml", {"audit_job": [FORGED_JOB["site"]]}, "cannot be given with -e"),
     # a job's data forged with -e (extra vars win over the hand-over on every host)
     "deploy: forged job data": (
         "deploy.yml",

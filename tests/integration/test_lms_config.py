@@ -80,3 +80,24 @@ def test_bad_arguments(lms):
     assert novalue["failed"] and "has no value" in novalue["msg"]
     neither = lms("lms_config")
     assert neither["failed"] and "one of the following is required" in neither["msg"]
+
+
+def test_read_several_settings_with_whether_config_php_forces_them(lms, moodle_site):
+    moodle_site.cli("cfg.php", "--name=ti_test_read", "--set=x")
+    read = lms(
+        "lms_config",
+        check=True,
+        read=[
+            {"name": "noemailever"},
+            {"name": "ti_test_read"},
+            {"name": "coursebinenable", "component": "tool_recyclebin"},
+        ],
+    )
+    assert not read.get("failed") and read["changed"] is False, read
+    got = {(s["component"], s["name"]): (s["after"], s["forced"]) for s in read["settings"]}
+    assert got[("core", "noemailever")] == ("1", True)  # the test site's config.php forces it
+    assert got[("core", "ti_test_read")] == ("x", False)
+    assert got[("tool_recyclebin", "coursebinenable")][1] is False
+    both = lms("lms_config", name="x", read=[{"name": "y"}])
+    assert both["failed"] and "mutually exclusive" in both["msg"]
+    moodle_site.cli("cfg.php", "--name=ti_test_read", "--unset")

@@ -130,6 +130,17 @@ def test_config_wanted_settings():
         mod.wanted_settings(
             {"settings": [{"name": "x", "component": "tool_y", "value": None, "state": "present"}]}
         )
+    # read: several settings, none written (the tier policy audit)
+    reads = mod.wanted_settings(
+        {
+            "read": [{"name": "noemailever", "component": None}, {"name": "x", "component": "tool_y"}],
+            "settings": None,
+        }
+    )
+    assert [(r["component"], r["name"], r["read_only"], r["value"]) for r in reads] == [
+        ("core", "noemailever", True, None),
+        ("tool_y", "x", True, None),
+    ]
 
 
 class FakeSite:

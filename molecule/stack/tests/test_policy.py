@@ -1,0 +1,144 @@
+"""Tier policy on the stack scenario's hosts (docs/tier-policy.md): the converged sites' config.php,
+read back by the real playbooks/audit.yml (subprocess ansible-playbook on the estate inventory),
+cfg.php refusing forced settings, the banner over HTTP, and drift after a hand edit.
+
+Sites: acme-dev, globex-dev (dev1), acme-qa, globex-qa (qa1), acme-live (live1). The hand-edited
+config.php is put back at the end, so the test can run again.
+
+Run (containers up): .venv/bin/pytest -p no:cacheprovider molecule/stack/tests/test_policy.py
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+REPO = Path(os.environ.get("MOLECULE_PROJECT_DIRECTORY", Path(__file__).resolve().parents[3]))
+INVENTORY = Path(os.environ.get("STACK_INVENTORY", str(REPO / "inventories" / "local")))
+BIN = REPO / ".venv" / "bin"
+PHP = "php8.2"
+SITES = {"acme-dev": "dev1", "acme-qa": "qa1", "acme-live": "live1", "globex-dev": "dev1", "globex-qa": "qa1"}
+ENV = dict(
+    os.environ,
+    ANSIBLE_CONFIG=str(REPO / "ansible.cfg"),
+    CONTAINERS_CONF=str(REPO / "containers" / "containers.conf"),
+    PATH=f"{BIN}:{os.environ['PATH']}",
+)
+
+
+def podman(
+    host: str, *argv: str, check: bool = True, stdin: str | None = None
+) -> subprocess.CompletedProcess:
+    run = subprocess.run(
+        ["podman", "exec", *(["-i"] if stdin is not None else []), host, *argv],
+        input=stdin,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,
+    )
+    if check and run.returncode:
+        raise AssertionError(f"{host}: {' '.join(argv)} failed ({run.returncode}): {run.stderr}{run.stdout}")
+    return run
+
+
+def _installed() -> bool:
+    try:
+        for site, host in SITES.items():
+            podman(host, "test", "-f", f"/srv/lms/{site}/current/config.php")
+    except (AssertionError, OSError, subprocess.SubprocessError):
+        return False
+    return True
+
+
+pytestmark = pytest.mark.skipif(
+    shutil.which("podman") is None or not _installed(),
+    reason="the stack scenario's containers (dev1, qa1, live1 with Moodle installed) are not up",
+)
+
+
+def audit(*extra: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(BIN / "ansible-playbook"), "-i", str(INVENTORY), "playbooks/audit.yml", *extra],
+        cwd=REPO,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=1200,
+    )
+
+
+def cfg(site: str, *args: str) -> subprocess.CompletedProcess:
+    return podman(
+        SITES[site],
+        "runuser",
+        "-u",
+        site,
+        "--",
+        PHP,
+        f"/srv/lms/{site}/current/admin/cli/cfg.php",
+        *args,
+        check=False,
+    )
+
+
+def test_the_converged_estate_conforms():
+    run = audit()
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
+    for site in SITES:
+        assert f"{site} | uninstallclionly | 1 (forced) | 1 (forced) | ok" in run.stdout
+    assert "acme-dev | noemailever | 1 (forced) | 1 (forced) | ok" in run.stdout
+    assert "acme-qa | noemailever | 1 (forced) | 1 (forced) | ok" in run.stdout
+    assert "acme-live | divertallemailsto | '' (forced) | '' (forced) | ok" in run.stdout
+    assert "acme-live | additionalhtmltopofbody | no environment banner | none | ok" in run.stdout
+    assert "DRIFT" not in run.stdout
+    checked = audit("--check", "-e", "customer=acme")
+    assert checked.returncode == 0 and "changed=0" in checked.stdout, checked.stdout[-3000:]
+
+
+@pytest.mark.parametrize("site", ["acme-dev", "acme-qa", "acme-live"])
+def test_forced_settings_cannot_be_changed(site):
+    for args in (["--name=uninstallclionly", "--set=0"], ["--name=debug", "--set=15"]):
+        run = cfg(site, *args)
+        assert run.returncode == 4, (site, args, run.stdout, run.stderr)
+
+
+@pytest.mark.parametrize("site", ["acme-dev", "acme-qa", "acme-live"])
+def test_banner_on_dev_and_qa_pages_only(site):
+    name = f"{site}.local"
+    page = podman(
+        SITES[site], "curl", "-s", "--resolve", f"{name}:80:127.0.0.1", f"http://{name}/login/index.php"
+    ).stdout
+    assert "<html" in page.lower(), page[:500]
+    assert ('class="three-instance-banner"' in page) == (not site.endswith("-live"))
+
+
+def replace(host: str, path: str, text: str) -> None:
+    """A file's new content, written beside it with its owner and mode, then renamed over it."""
+    script = (
+        f"cat > {path}.edit && chown --reference={path} {path}.edit && chmod --reference={path} {path}.edit "
+        f"&& mv {path}.edit {path}"
+    )
+    podman(host, "sh", "-c", script, stdin=text)
+
+
+def test_a_hand_edit_of_config_php_is_drift():
+    path = "/srv/lms/acme-dev/shared/config.php"
+    original = podman("dev1", "cat", path).stdout
+    assert "$CFG->noemailever = true;" in original
+    edited = original.replace("$CFG->noemailever = true;", "$CFG->noemailever = false;")
+    try:
+        replace("dev1", path, edited)
+        run = audit("-e", "site=acme-dev")
+        assert run.returncode != 0
+        assert "tier policy drift" in run.stdout
+        assert "acme-dev | noemailever | 1 (forced) | '' (forced) | DRIFT" in run.stdout, run.stdout[-3000:]
+    finally:
+        replace("dev1", path, original)
+    assert audit("-e", "site=acme-dev").returncode == 0

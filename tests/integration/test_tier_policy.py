@@ -1,0 +1,301 @@
+"""Tier policy as code (DESIGN rule 11, docs/tier-policy.md) with a real Moodle on this machine.
+
+An estate of one customer whose three sites are one copy of the session's site (its own database),
+each tier on its own local host and wwwroot port. For each tier the lms role's own config.php
+template is rendered (after the role's policy check) from the estate's site record; then Moodle
+itself is asked: the settings read back (get_config, and whether config.php forces them), cfg.php
+refuses to change a forced setting (exit code 4), the banner is on a page served over HTTP on Dev
+and QA and not on Live, and playbooks/audit.yml (the real playbook, through the estate) passes, then
+fails naming the site and setting once config.php is edited by hand.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pwd
+import re
+import shutil
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import moodle_site as ms
+import pytest
+import yaml
+from ansible_cli import ansible_env, ansible_playbook
+from test_sanitise import WebServer, clone_site, remove_clone
+
+REPO = Path(__file__).resolve().parents[2]
+TIERS = ("dev", "qa", "live")
+QA_INBOX = "qa-inbox@example.invalid"
+BANNER = 'class="three-instance-banner"'
+
+RENDER = """
+- name: The lms role's config.php for one site (its policy checked first)
+  hosts: all
+  gather_facts: false
+  tasks:
+    - name: The role's policy check
+      ansible.builtin.include_role:
+        name: lms
+        tasks_from: policy
+        public: true
+    - name: The role's config.php template
+      ansible.builtin.template:
+        src: {template}
+        dest: "{{{{ lms_site.code_dir }}}}/shared/config.php"
+        owner: root
+        group: "{{{{ lms_site.site_user }}}}"
+        mode: "0640"
+      vars:
+        lms_site: "{{{{ estate_site }}}}"
+"""
+
+READ = """
+$names = %s;
+$out = [];
+foreach ($names as $n) {
+    list($component, $name) = $n;
+    $value = get_config($component, $name);
+    $forced = $component === 'core' ? array_key_exists($name, $CFG->config_php_settings)
+        : isset($CFG->forced_plugin_settings[$component][$name]);
+    $out["$component/$name"] = [$value === false ? null : (string)$value, $forced];
+}
+echo json_encode($out);
+"""
+NAMES = [
+    ("core", "noemailever"),
+    ("core", "divertallemailsto"),
+    ("core", "divertallemailsexcept"),
+    ("core", "debug"),
+    ("core", "debugdisplay"),
+    ("core", "additionalhtmltopofbody"),
+    ("core", "preventexecpath"),
+    ("core", "disableupdateautodeploy"),
+    ("core", "uninstallclionly"),
+    ("tool_recyclebin", "coursebinenable"),
+]
+
+
+@pytest.fixture(scope="module")
+def estate(moodle_site):
+    clone = clone_site(moodle_site, "ti_policy")
+    base = clone.base
+    ports = {tier: ms.free_port() for tier in TIERS}
+    user = pwd.getpwnam(clone.web_user)
+    (base / "cache").mkdir()
+    os.chown(base / "cache", user.pw_uid, user.pw_gid)
+    for tier in TIERS:
+        site = base / "srv" / f"acme-{tier}"
+        (site / "shared").mkdir(parents=True)
+        (site / "current").symlink_to(clone.code)
+        (base / "lmsdata").mkdir(exist_ok=True)
+        (base / "lmsdata" / f"acme-{tier}").symlink_to(clone.dataroot)  # one dataroot for the one database
+    host = {
+        "ansible_connection": "local",
+        "ansible_python_interpreter": sys.executable,
+        "ansible_become_method": "su",
+    }
+    site_vars = {
+        "site_user": clone.web_user,
+        "db_name": clone.dbname,
+        "db_user": clone.dbuser,
+        "db_password": clone.dbpass,
+        "redis_enabled": False,
+        "lms_plugin_config": {"tool_recyclebin": {"coursebinenable": False}},
+    }
+    (base / "estate.yml").write_text(
+        yaml.safe_dump(
+            {
+                "plugin": "three_instance",
+                "name": "policy-test",
+                "code_root": str(base / "srv"),
+                "data_root": str(base / "lmsdata"),
+                "hosts": {f"h{tier}": host for tier in TIERS},
+                "tiers": {
+                    tier: {"wwwroot": f"http://127.0.0.1:{ports[tier]}", "hosts": {f"h{tier}": ["web", "db"]}}
+                    for tier in TIERS
+                },
+                "customers": {
+                    "acme": {
+                        "flavour": "moodle",
+                        "vars": site_vars,
+                        "tiers": {
+                            "dev": {},
+                            # QA diverts to its mailbox; top-level keys replace, so the customer's
+                            # vars are repeated here (docs/inventory.md)
+                            "qa": {
+                                "vars": {**site_vars, "lms_mail": "divert", "lms_mail_divert_to": QA_INBOX}
+                            },
+                            "live": {"maintenance_windows": ["* 00:00-24:00 UTC"]},
+                        },
+                    }
+                },
+            }
+        )
+    )
+    dboptions = clone.db.moodle_config(clone.dbname, clone.dbuser, clone.dbpass)["dboptions"]
+    extra = {
+        "lms__dboptions": {**dboptions, "dbpersist": False},
+        "lms_local_cache_dir": str(base / "cache"),
+        "lms_php": clone.php,
+    }
+    (base / "extra.json").write_text(json.dumps(extra))
+    (base / "render.yml").write_text(RENDER.format(template=REPO / "roles/lms/templates/config.php.j2"))
+    yield {"clone": clone, "base": base, "ports": ports}
+    remove_clone(clone)
+
+
+def playbook(estate, *args: str) -> subprocess.CompletedProcess:
+    env = ansible_env(
+        ANSIBLE_CACHE_PLUGIN="memory",
+        ANSIBLE_INVENTORY_CACHE="false",
+        ANSIBLE_ROLES_PATH=str(REPO / "roles"),
+        PHP_INI_SCAN_DIR=estate["clone"].env()["PHP_INI_SCAN_DIR"],
+    )
+    return ansible_playbook(
+        "-i", str(estate["base"] / "estate.yml"), "-e", f"@{estate['base'] / 'extra.json'}", *args, env=env
+    )
+
+
+def use_tier(estate, tier: str) -> Path:
+    """config.php of acme-<tier> rendered by the role's template; the code's config.php loads it (as
+    a release's stub loads shared/config.php). Returns the shared config.php."""
+    render = playbook(estate, "--limit", f"h{tier}", str(estate["base"] / "render.yml"))
+    assert render.returncode == 0, render.tail
+    shared = estate["base"] / "srv" / f"acme-{tier}" / "shared" / "config.php"
+    clone = estate["clone"]
+    stub = clone.code / "config.php"
+    tmp = stub.with_suffix(".stub")
+    tmp.write_text(f"<?php\nrequire({str(shared)!r});\nrequire_once(__DIR__ . '/lib/setup.php');\n")
+    os.chown(tmp, 0, pwd.getpwnam(clone.web_user).pw_gid)
+    tmp.chmod(0o640)
+    tmp.rename(stub)
+    return shared
+
+
+def read_back(clone) -> dict:
+    code = READ % json.dumps([list(n) for n in NAMES])
+    return json.loads(clone.php_eval(code).stdout.strip().splitlines()[-1])
+
+
+def page(url: str) -> str:
+    return urllib.request.urlopen(url + "/login/index.php", timeout=60).read().decode()  # noqa: S310 - http
+
+
+def edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text, text
+    tmp = path.with_suffix(".edit")
+    tmp.write_text(text.replace(old, new))
+    shutil.copystat(path, tmp)
+    os.chown(tmp, path.stat().st_uid, path.stat().st_gid)
+    tmp.rename(path)
+
+
+WANTED = {
+    "dev": {
+        "core/noemailever": ["1", True],
+        "core/debug": ["32767", True],
+        "core/debugdisplay": ["1", True],
+    },
+    "qa": {
+        "core/divertallemailsto": [QA_INBOX, True],
+        "core/divertallemailsexcept": ["", True],
+        "core/debug": ["0", True],
+        "core/debugdisplay": ["0", True],
+    },
+    "live": {
+        "core/divertallemailsto": ["", True],
+        "core/debug": ["0", True],
+        "core/debugdisplay": ["0", True],
+    },
+}
+SECURITY = {
+    "core/preventexecpath": ["1", True],
+    "core/disableupdateautodeploy": ["1", True],
+    "core/uninstallclionly": ["1", True],
+    "tool_recyclebin/coursebinenable": ["0", True],  # lms_plugin_config -> forced_plugin_settings
+}
+# the drift each tier's test writes into config.php by hand, and the audit row that must name it
+LIVE_BANNER = "$CFG->additionalhtmltopofbody = '<div class=\"three-instance-banner\">x</div>';"
+HAND_EDITS = {
+    "dev": (
+        "$CFG->noemailever = true;",
+        "$CFG->noemailever = false;",
+        "acme-dev | noemailever | 1 (forced) | '' (forced) | DRIFT",
+    ),
+    "qa": (
+        f"$CFG->divertallemailsto = '{QA_INBOX}';",
+        "$CFG->divertallemailsto = 'someone@example.com';",
+        f"acme-qa | divertallemailsto | {QA_INBOX} (forced) | someone@example.com (forced) | DRIFT",
+    ),
+    "live": (
+        "$CFG->uninstallclionly = true;",
+        LIVE_BANNER,
+        "acme-live | uninstallclionly | 1 (forced) | unset (not forced) | DRIFT",
+    ),
+}
+
+
+@pytest.mark.parametrize("tier", TIERS)
+def test_tier_policy_in_config_php_read_back_from_moodle(estate, tier):
+    clone = estate["clone"]
+    shared = use_tier(estate, tier)
+    text = shared.read_text()
+    assert ("$CFG->noemailever = true;" in text) == (tier == "dev")
+
+    # What Moodle itself says: values and whether config.php forces them.
+    found = read_back(clone)
+    for key, wanted in {**WANTED[tier], **SECURITY}.items():
+        assert found[key] == wanted, (key, found[key])
+    banner, banner_forced = found["core/additionalhtmltopofbody"]
+    assert banner_forced == (tier != "live")
+    assert (BANNER in (banner or "")) == (tier != "live")
+    if tier == "qa":
+        assert found["core/noemailever"][1] is False  # diverted, not switched off
+        assert "QA — not the live site" in banner
+
+    # The admin's CLI (and so the UI) cannot change a forced setting: cfg.php exits 4.
+    for args in (
+        ["--name=uninstallclionly", "--set=0"],
+        ["--name=debug", "--set=15"],
+        ["--component=tool_recyclebin", "--name=coursebinenable", "--set=1"],
+    ):
+        proc = clone.cli("cfg.php", *args, check=False)
+        assert proc.returncode == 4, (args, proc.stdout, proc.stderr)
+        assert "is set in config.php, unable to change" in proc.stdout + proc.stderr
+
+    # Over HTTP: the environment banner on Dev and QA pages, none on Live.
+    web = WebServer(estate["ports"][tier]).start(clone)
+    try:
+        html = page(web.url)
+    finally:
+        web.stop()
+    assert (BANNER in html) == (tier != "live"), html[:2000]
+    if tier == "dev":
+        assert "DEV — not the live site" in html
+
+    # The audit reads the same back through lms_config, in check mode too, and passes.
+    audit = playbook(estate, str(REPO / "playbooks/audit.yml"), "-e", f"site=acme-{tier}")
+    assert audit.returncode == 0, audit.tail
+    assert f"acme-{tier} | uninstallclionly | 1 (forced) | 1 (forced) | ok" in audit.stdout
+    assert "DRIFT" not in audit.stdout
+    checked = playbook(estate, str(REPO / "playbooks/audit.yml"), "--check", "-e", f"site=acme-{tier}")
+    assert checked.returncode == 0 and "changed=0" in checked.stdout, checked.tail
+
+    # A hand edit of config.php is drift: the audit fails naming the site and the setting.
+    old, new, row = HAND_EDITS[tier]
+    edit(shared, old, new)
+    drifted = playbook(estate, str(REPO / "playbooks/audit.yml"), "-e", "customer=acme")
+    assert drifted.returncode != 0
+    mine = [line for line in drifted.stdout.splitlines() if f"acme-{tier} |" in line]
+    assert "tier policy drift" in drifted.stdout and row in drifted.stdout, mine or drifted.tail
+    if tier == "live":
+        assert (
+            "acme-live | additionalhtmltopofbody | no environment banner | banner | DRIFT" in drifted.stdout
+        )
+    # the other sites were read too (customer=acme) and the audit changed nothing
+    assert re.search(r"hdev\s+: ok=\d+\s+changed=0", drifted.stdout), drifted.tail
