@@ -201,6 +201,10 @@ def test_refresh_from_live(estate):
 
     schema = qa.cli("check_database_schema.php", check=False)
     assert schema.returncode == 0, schema.stdout[-2000:]
+    # Both sites are copies of one site, and QA now holds Live's database: its identity is its own.
+    identity = "echo $CFG->siteidentifier;"
+    live_id, qa_id = (s.php_eval(identity).stdout.strip().splitlines()[-1] for s in (estate["live"], qa))
+    assert qa_id != live_id and qa_id.endswith("127.0.0.1"), (qa_id, live_id)
     state = qa_state(estate)
     assert state["maintenance"] is False
     record = state["record"]

@@ -5,9 +5,11 @@ the target changes; then its database is replaced and the staged dataroot swappe
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import pwd
+import secrets
 import shutil
 import stat
 import subprocess
@@ -16,6 +18,7 @@ import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import urlsplit
 
 try:
     from ansible.module_utils.moodle_cli import MoodleError, MoodleSite, run_command
@@ -455,6 +458,19 @@ def _restore_into(site, cfg, manifest, marker, store, keys, content, settings, p
             "--non-interactive",
             "--shorten",
         )
+    if (params.get("source_site") or params["site"]) != params["site"]:
+        # A copy of another site (QA refilled from Live) gets an identity of its own: Moodle keys
+        # caches, sessions and registrations (the mobile app, plagiarism services) on
+        # siteidentifier, which would otherwise be Live's. Moodle's own form: 32 random
+        # characters and the host.
+        site.cfg_set("siteidentifier", secrets.token_hex(16) + (urlsplit(cfg["wwwroot"]).hostname or ""))
+        # Moodle reads siteidentifier from its bootstrap.php caches before the database, and a
+        # purge rewrites them with the value it started with: drop them, so the purge below
+        # starts from the database and writes the new one. (Another web host of the site keeps
+        # its own local copy until its local cache is cleared: docs/backups.md.)
+        for folder in (cfg["cachedir"], cfg["localcachedir"]):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(os.path.join(folder, "bootstrap.php"))
     for component, name, value in settings:
         site.cfg_set(name, None if value is None else str(value), component or None)
     site.cfg_set("restored_backup", marker, "three_instance")

@@ -16,6 +16,8 @@ echo "\n@@LMS-CONFIG@@" . json_encode([
     'dbport' => isset($o['dbport']) ? (string)$o['dbport'] : '',
     'dbsocket' => isset($o['dbsocket']) ? (string)$o['dbsocket'] : '',
     'wwwroot' => $CFG->wwwroot, 'dataroot' => $CFG->dataroot,
+    // setup.php's defaults, set before it stops: where Moodle keeps its bootstrap.php caches.
+    'cachedir' => $CFG->cachedir, 'localcachedir' => $CFG->localcachedir,
     // Settings config.php forces: cfg.php cannot change them (a restore checks its settings early).
     'forced' => array_keys((array)$CFG),
     'forced_plugin_settings' => isset($CFG->forced_plugin_settings) ? $CFG->forced_plugin_settings : [],
