@@ -157,6 +157,29 @@ def live_backup(moodle_site, bucket):
     return result
 
 
+MUC_PHP = r"""
+define('MOODLE_INTERNAL', 1);
+include $argv[1];
+$c = $configuration;
+%s
+if ($argv[2] === 'write') {
+    $php = "<?php defined('MOODLE_INTERNAL') || die();\n \$configuration = " . var_export($c, true) . ";";
+    file_put_contents($argv[1], $php);
+}
+echo json_encode($c);
+"""
+
+
+def muc(path: Path, change: str = "") -> dict:
+    """A cache configuration file (muc/config.php) as data; with ``change`` (PHP on ``$c``), first
+    rewritten the way Moodle writes it."""
+    mode = "write" if change else "read"
+    run = subprocess.run(
+        ["php", "-r", MUC_PHP % change, str(path), mode], capture_output=True, text=True, check=True
+    )
+    return json.loads(run.stdout)
+
+
 def round_trip(source: ms.MoodleTestSite, target: ms.MoodleTestSite, bucket: dict, site_name: str) -> None:
     add_content(source)
     run = ModuleRunner(source)
@@ -212,15 +235,24 @@ def round_trip(source: ms.MoodleTestSite, target: ms.MoodleTestSite, bucket: dic
     # Each site's cache configuration (MUC: its Redis and the password) is its own: the source's
     # (Moodle wrote it at install) never reaches the backup nor the target; the target keeps its own
     # (here a valid one, marked).
-    source_muc = (source.dataroot / "muc" / "config.php").read_text()
+    source_muc = target.dataroot.parent / "source-muc.php"
+    shutil.copyfile(source.dataroot / "muc" / "config.php", source_muc)
     target_muc = target.dataroot / "muc" / "config.php"
     target_muc.parent.mkdir(exist_ok=True)
-    target_muc.write_text(source_muc + "\n// the target's own\n")
+    target_muc.write_text(source_muc.read_text())
+    muc(target_muc, "$c['locks']['ti_target_own'] = ['name' => 'ti_target_own', 'type' => 'cachelock_file'];")
     restored = restore("lms_restore", **restore_args, settings={"theme_boost/brandcolor": "#005a9c"})
     assert restored.get("changed"), restored
     # A site in maintenance stays in it (QA serves nothing before it is sanitised).
     assert flag.read_text() == "<h1>Back soon</h1>"
-    assert target_muc.read_text() == source_muc + "\n// the target's own\n"
+    # The target's own is carried across (its marker lock is there), re-keyed by Moodle to the
+    # copy's own siteidentifier (a restore of another site gives the target an identity of its
+    # own; the cache configuration keeps its md5).
+    carried = muc(target_muc)
+    assert carried["locks"]["ti_target_own"]["type"] == "cachelock_file"
+    own = target.php_eval("echo $CFG->siteidentifier;").stdout.strip().splitlines()[-1]
+    assert carried["siteidentifier"] == hashlib.md5(own.encode(), usedforsecurity=False).hexdigest()
+    assert carried["siteidentifier"] != muc(source_muc)["siteidentifier"]
     assert pwd.getpwuid(target_muc.stat().st_uid).pw_name == target.web_user
     assert restore("lms_maintenance", state="disabled")["changed"] is True and not flag.exists()
     assert restored["backup_id"] == second["backup_id"]
