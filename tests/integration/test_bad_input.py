@@ -214,7 +214,11 @@ CASES = {
     "audit: customer with shell metacharacters": ("audit.yml", {"customer": "acme$(id)"}, "give -e site="),
     "audit: site and customer both": ("audit.yml", {"site": "acme-dev", "customer": "acme"}, "not both"),
     "audit: 5,000-character site": ("audit.yml", {"site": HUGE}, "give -e site="),
-    "audit: forged site list": ("audit.yml", {"audit_job": [FORGED_JOB["site"]]}, "cannot be given with -e"),
+    "audit: forged site list": (
+        "audit.yml",
+        {"site_job": {"step": "first", "sites": [FORGED_JOB["site"]]}},
+        "cannot be given with -e",
+    ),
     # a job's data forged with -e (extra vars win over the hand-over on every host)
     "deploy: forged job data": (
         "deploy.yml",

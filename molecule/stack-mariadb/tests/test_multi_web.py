@@ -147,7 +147,15 @@ def test_a_failed_upgrade_on_the_first_host_leaves_the_second_untouched(tmp_path
     ):
         done = run(step, tmp_path, **({"customer": "initech"} if step == "promote.yml" else {}), **extra)
         assert done.returncode == 0, done.stdout[-3000:]
-    out = run("promote.yml", tmp_path, customer="initech", to="live")
+    # The fail release's upgrade fault on (tests/fixtures/plugins): local_tifail's install throws on Live.
+    marker = "mkdir -p /etc/three-instance-fault && touch /etc/three-instance-fault/upgrade"
+    for web in WEB:
+        _host(web).check_output(marker)
+    try:
+        out = run("promote.yml", tmp_path, customer="initech", to="live")
+    finally:
+        for web in WEB:
+            _host(web).check_output("rm -rf /etc/three-instance-fault")
     assert out.returncode != 0
     assert (
         f"deploying release {FAIL} FAILED" in out.stdout
@@ -156,7 +164,10 @@ def test_a_failed_upgrade_on_the_first_host_leaves_the_second_untouched(tmp_path
 
     assert current(WEB[0]) == before[WEB[0]][0] and history(WEB[0])[-1]["outcome"] == "failed"
     assert (current(WEB[1]), history(WEB[1])) == before[WEB[1]]  # staged only: nothing it serves changed
-    assert sql("SELECT count(*) FROM mdl_config_plugins WHERE plugin='local_tifail'") == "0"
+    assert (
+        sql("SELECT count(*) FROM mdl_config_plugins WHERE plugin IN ('local_tifail', 'local_tiwebfail')")
+        == "0"
+    )
     assert sql(TABLES) == tables
     assert not in_maintenance() and all(login_status(web) == 200 for web in WEB)
 

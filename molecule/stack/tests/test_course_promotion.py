@@ -18,8 +18,6 @@ Run (containers up): .venv/bin/pytest -p no:cacheprovider molecule/stack/tests/t
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 import time
 from datetime import datetime, timedelta
@@ -28,81 +26,30 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import yaml
+from stack_hosts import INVENTORY, PHP, ansible, installed, output_of
 
-REPO = Path(os.environ.get("MOLECULE_PROJECT_DIRECTORY", Path(__file__).resolve().parents[3]))
-INVENTORY = Path(os.environ.get("STACK_INVENTORY", str(REPO / "inventories" / "local")))
-BIN = REPO / ".venv" / "bin"
 QA, LIVE = "qa1", "live1"
 QA_SITE, LIVE_SITE = "acme-qa", "acme-live"
 RECORD = f"/srv/lms/{LIVE_SITE}/course-promotions.jsonl"
-PHP = "php8.2"
-ENV = dict(
-    os.environ,
-    ANSIBLE_CONFIG=str(REPO / "ansible.cfg"),
-    CONTAINERS_CONF=str(REPO / "containers" / "containers.conf"),
-    PATH=f"{BIN}:{os.environ['PATH']}",
-)
-
-
-def podman(host: str, *argv: str, check: bool = True, stdin: str | None = None) -> str:
-    run = subprocess.run(
-        ["podman", "exec", *(["-i"] if stdin is not None else []), host, *argv],
-        input=stdin,
-        env=ENV,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=600,
-    )
-    if check and run.returncode:
-        raise AssertionError(f"{host}: {' '.join(argv)} failed ({run.returncode}): {run.stderr}{run.stdout}")
-    return run.stdout
-
-
-def _installed() -> bool:
-    try:
-        podman(LIVE, "test", "-f", f"/srv/lms/{LIVE_SITE}/current/config.php")
-        podman(QA, "test", "-f", f"/srv/lms/{QA_SITE}/current/config.php")
-    except (AssertionError, OSError, subprocess.SubprocessError):
-        return False
-    return True
-
-
 pytestmark = pytest.mark.skipif(
-    shutil.which("podman") is None or not _installed(),
+    not installed({QA_SITE: QA, LIVE_SITE: LIVE}),
     reason="the stack scenario's containers (qa1, live1 with Moodle installed) are not up",
 )
 
 
 def sql(host: str, site: str, query: str) -> str:
     db = site.replace("-", "_")
-    return podman(host, "runuser", "-u", "postgres", "--", "psql", "-d", db, "-tAc", query).strip()
+    return output_of(host, "runuser", "-u", "postgres", "--", "psql", "-d", db, "-tAc", query).strip()
 
 
 def promote(*extra: str, inventory: Path = INVENTORY) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [str(BIN / "ansible-playbook"), "-i", str(inventory), "playbooks/promote_courses.yml", *extra],
-        cwd=REPO,
-        env=ENV,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=1200,
-    )
+    return ansible("ansible-playbook", "playbooks/promote_courses.yml", *extra, inventory=inventory)
 
 
 def lms_course(host: str, site: str, **args) -> None:
     """One lms_course call on a site (set-up and clean-up of the test's own course)."""
     args = {"path": f"/srv/lms/{site}/current", "web_user": site, "php": f"/usr/bin/{PHP}", **args}
-    run = subprocess.run(
-        [str(BIN / "ansible"), "-i", str(INVENTORY), host, "-m", "lms_course", "-a", json.dumps(args)],
-        cwd=REPO,
-        env=ENV,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=600,
-    )
+    run = ansible("ansible", host, "-m", "lms_course", "-a", json.dumps(args), timeout=600)
     assert run.returncode == 0, run.stdout + run.stderr
 
 
@@ -111,7 +58,7 @@ def live_state(shortname: str) -> dict:
     return {
         "courses": sql(LIVE, LIVE_SITE, "SELECT count(*) FROM mdl_course"),
         "this": sql(LIVE, LIVE_SITE, f"SELECT count(*) FROM mdl_course WHERE shortname = '{shortname}'"),
-        "records": podman(LIVE, "sh", "-c", f"cat {RECORD} 2>/dev/null | wc -l").strip(),
+        "records": output_of(LIVE, "sh", "-c", f"cat {RECORD} 2>/dev/null | wc -l").strip(),
     }
 
 
@@ -127,7 +74,7 @@ def modules(host: str, site: str, shortname: str) -> int:
 
 
 def last_record() -> dict:
-    return json.loads(podman(LIVE, "tail", "-n", "1", RECORD))
+    return json.loads(output_of(LIVE, "tail", "-n", "1", RECORD))
 
 
 def output(run: subprocess.CompletedProcess) -> str:
@@ -136,7 +83,7 @@ def output(run: subprocess.CompletedProcess) -> str:
 
 def make_course(name: str) -> None:
     """A course with content on acme-qa: Moodle's own test-course generator, size XS."""
-    podman(
+    output_of(
         QA,
         "runuser",
         "-u",
@@ -223,11 +170,11 @@ def test_promotion_creates_then_replaces_the_course(shortname):
     assert enrolled == "0"
 
     # change the content on QA: add the course's own content to it once more (twice the modules)
-    podman(QA, "mkdir", "-p", "/root/promotion-test")
+    output_of(QA, "mkdir", "-p", "/root/promotion-test")
     mbz = f"/root/promotion-test/{shortname}.mbz"
     lms_course(QA, QA_SITE, shortname=shortname, state="backup", backup_file=mbz, force=True)
     lms_course(QA, QA_SITE, shortname=shortname, state="restored", backup_file=mbz, restore_mode="add")
-    podman(QA, "rm", "-rf", "/root/promotion-test")
+    output_of(QA, "rm", "-rf", "/root/promotion-test")
     assert modules(QA, QA_SITE, shortname) == 2 * qa_modules
 
     run = promote("-e", "customer=acme", "-e", f"courses={shortname}")
@@ -238,10 +185,10 @@ def test_promotion_creates_then_replaces_the_course(shortname):
     record = last_record()
     assert record["courses"][0]["action"] == "replaced"
     # the safety copy of the replaced course is kept on Live; the temporary files are gone
-    safety = podman(LIVE, "find", record["safety_copies"], "-name", "*.mbz").split()
+    safety = output_of(LIVE, "find", record["safety_copies"], "-name", "*.mbz").split()
     assert len(safety) == 1 and safety[0].endswith(f"-{shortname}.mbz")
     for host in (LIVE, QA):
-        assert podman(host, "find", "/var/tmp", "-maxdepth", "1", "-name", "course-promotion-*") == ""
+        assert output_of(host, "find", "/var/tmp", "-maxdepth", "1", "-name", "course-promotion-*") == ""
 
     run = promote("-e", "customer=acme", "-e", f"courses={shortname}", "-e", "course_mode=new")
     assert run.returncode != 0 and "already exist(s) on acme-live" in output(run)
@@ -280,7 +227,7 @@ exec /usr/bin/{PHP} "$@"
 @pytest.fixture
 def faulty_php():
     for host in (QA, LIVE):
-        podman(
+        output_of(
             host,
             "sh",
             "-c",
@@ -288,12 +235,12 @@ def faulty_php():
             check=True,
             stdin=FAULTY_PHP_SCRIPT,
         )
-    podman(
+    output_of(
         LIVE, "sh", "-c", f"echo 0 > /var/tmp/ti-restore-count && chown {LIVE_SITE} /var/tmp/ti-restore-count"
     )
     yield FAULTY_PHP
     for host in (QA, LIVE):
-        podman(host, "rm", "-f", FAULTY_PHP, "/var/tmp/ti-restore-count")
+        output_of(host, "rm", "-f", FAULTY_PHP, "/var/tmp/ti-restore-count")
 
 
 def test_failed_restore_puts_every_course_back(shortname, faulty_php):

@@ -10,72 +10,23 @@ Run (containers up): .venv/bin/pytest -p no:cacheprovider molecule/stack/tests/t
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
-from pathlib import Path
 
 import pytest
-
-REPO = Path(os.environ.get("MOLECULE_PROJECT_DIRECTORY", Path(__file__).resolve().parents[3]))
-INVENTORY = Path(os.environ.get("STACK_INVENTORY", str(REPO / "inventories" / "local")))
-BIN = REPO / ".venv" / "bin"
-PHP = "php8.2"
-SITES = {"acme-dev": "dev1", "acme-qa": "qa1", "acme-live": "live1", "globex-dev": "dev1", "globex-qa": "qa1"}
-ENV = dict(
-    os.environ,
-    ANSIBLE_CONFIG=str(REPO / "ansible.cfg"),
-    CONTAINERS_CONF=str(REPO / "containers" / "containers.conf"),
-    PATH=f"{BIN}:{os.environ['PATH']}",
-)
-
-
-def podman(
-    host: str, *argv: str, check: bool = True, stdin: str | None = None
-) -> subprocess.CompletedProcess:
-    run = subprocess.run(
-        ["podman", "exec", *(["-i"] if stdin is not None else []), host, *argv],
-        input=stdin,
-        env=ENV,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=600,
-    )
-    if check and run.returncode:
-        raise AssertionError(f"{host}: {' '.join(argv)} failed ({run.returncode}): {run.stderr}{run.stdout}")
-    return run
-
-
-def _installed() -> bool:
-    try:
-        for site, host in SITES.items():
-            podman(host, "test", "-f", f"/srv/lms/{site}/current/config.php")
-    except (AssertionError, OSError, subprocess.SubprocessError):
-        return False
-    return True
-
+from stack_hosts import PHP, SITES, ansible, installed, run_in
 
 pytestmark = pytest.mark.skipif(
-    shutil.which("podman") is None or not _installed(),
+    not installed(SITES),
     reason="the stack scenario's containers (dev1, qa1, live1 with Moodle installed) are not up",
 )
 
 
 def audit(*extra: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [str(BIN / "ansible-playbook"), "-i", str(INVENTORY), "playbooks/audit.yml", *extra],
-        cwd=REPO,
-        env=ENV,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=1200,
-    )
+    return ansible("ansible-playbook", "playbooks/audit.yml", *extra)
 
 
 def cfg(site: str, *args: str) -> subprocess.CompletedProcess:
-    return podman(
+    return run_in(
         SITES[site],
         "runuser",
         "-u",
@@ -112,7 +63,7 @@ def test_forced_settings_cannot_be_changed(site):
 @pytest.mark.parametrize("site", ["acme-dev", "acme-qa", "acme-live"])
 def test_banner_on_dev_and_qa_pages_only(site):
     name = f"{site}.local"
-    page = podman(
+    page = run_in(
         SITES[site], "curl", "-s", "--resolve", f"{name}:80:127.0.0.1", f"http://{name}/login/index.php"
     ).stdout
     assert "<html" in page.lower(), page[:500]
@@ -125,12 +76,12 @@ def replace(host: str, path: str, text: str) -> None:
         f"cat > {path}.edit && chown --reference={path} {path}.edit && chmod --reference={path} {path}.edit "
         f"&& mv {path}.edit {path}"
     )
-    podman(host, "sh", "-c", script, stdin=text)
+    run_in(host, "sh", "-c", script, stdin=text)
 
 
 def test_a_hand_edit_of_config_php_is_drift():
     path = "/srv/lms/acme-dev/shared/config.php"
-    original = podman("dev1", "cat", path).stdout
+    original = run_in("dev1", "cat", path).stdout
     assert "$CFG->noemailever = true;" in original
     edited = original.replace("$CFG->noemailever = true;", "$CFG->noemailever = false;")
     try:

@@ -37,7 +37,6 @@ from ansible_cli import AwxSurveyError, awx_job
 INVENTORY = os.environ.get("STACK_INVENTORY", str(REPO / "inventories" / "local"))
 BUCKET = "molecule-releases"
 R1, R2, R3, FAIL = "moodle-5.1-r1", "moodle-5.1-r2", "moodle-5.1-r3", "moodle-5.1-fail"
-WEBFAIL = "moodle-5.1-webfail"
 SITES = {"acme-dev": "dev1", "acme-qa": "qa1", "acme-live": "live1", "globex-dev": "dev1", "globex-qa": "qa1"}
 TIDEMO = "2026010100"  # release 3 changes only local_tidemo's $plugin->release string
 
@@ -430,12 +429,31 @@ def verified_on_qa(release: str, tmp_path: Path) -> None:
     assert out.returncode == 0, out.tail
 
 
+@contextlib.contextmanager
+def fault_on_live(kind: str):
+    """The fail release's fault ``kind`` (upgrade | web, tests/fixtures/plugins) on, on Live's host."""
+    live = _host(SITES["acme-live"])
+    live.check_output(f"mkdir -p /etc/three-instance-fault && touch /etc/three-instance-fault/{kind}")
+    try:
+        yield
+    finally:
+        live.check_output("rm -rf /etc/three-instance-fault")
+
+
+def fault_plugins(site: str) -> str:
+    return psql(
+        site, "SELECT count(*) FROM mdl_config_plugins WHERE plugin IN ('local_tifail', 'local_tiwebfail')"
+    )
+
+
 def test_failed_upgrade_on_live_puts_live_back(tmp_path):
+    """The fail release goes the one way to Live; there local_tifail's install throws (its fault is on)."""
     verified_on_qa(FAIL, tmp_path)
     live_before = state()["acme-live"]
     tables_before = psql("acme-live", "SELECT count(*) FROM pg_tables WHERE schemaname='public'")
 
-    out = run("promote.yml", tmp_path, customer="acme", to="live")
+    with fault_on_live("upgrade"):
+        out = run("promote.yml", tmp_path, customer="acme", to="live")
     assert out.returncode != 0
     assert (
         f"deploying release {FAIL} FAILED" in out.stdout
@@ -451,28 +469,10 @@ def test_failed_upgrade_on_live_puts_live_back(tmp_path):
     assert failed["upgraded"] is True and failed["database_restored_from"] == failed["snapshot"], failed
     assert failed["outage_seconds"] > 0, failed
     assert "injected upgrade failure" in failed["error"] or failed["error"]
-    assert psql("acme-live", "SELECT count(*) FROM mdl_config_plugins WHERE plugin='local_tifail'") == "0"
+    assert fault_plugins("acme-live") == "0"
     assert psql("acme-live", "SELECT count(*) FROM pg_tables WHERE schemaname='public'") == tables_before
     assert plugin_version("acme-live", "local_tidemo") == TIDEMO
     assert not in_maintenance("acme-live") and login_status("acme-live") == 200
-
-    # Dev and QA go back to release 3 with the database snapshot from before the fail release. A
-    # user created on Dev since that snapshot would be lost: refused, listing it, until acknowledged.
-    php_as_site(
-        "acme-dev",
-        "require_once($CFG->dirroot . '/user/lib.php'); user_create_user(['username' => 'ti-since-snapshot',"
-        " 'password' => 'Since-Pass-1!', 'email' => 'since@x.invalid', 'firstname' => 'S', 'lastname' => 'S',"
-        " 'confirmed' => 1, 'auth' => 'manual', 'mnethostid' => $CFG->mnet_localhost_id]);",
-    )
-    before = state()
-    out = run("rollback.yml", tmp_path, site="acme-dev")
-    assert out.returncode != 0 and "users: 1" in out.stdout, out.stdout[-3000:]
-    assert "lms_rollback_accept_data_loss=true" in out.stdout and state() == before
-    for site in ("acme-dev", "acme-qa"):
-        out = run("rollback.yml", tmp_path, site=site, lms_rollback_accept_data_loss=(site == "acme-dev"))
-        assert out.returncode == 0, out.stdout[-4000:]
-        assert record(site)["release"] == R3
-        assert psql(site, "SELECT count(*) FROM mdl_config_plugins WHERE plugin='local_tifail'") == "0"
 
 
 class Probe:
@@ -502,27 +502,43 @@ class Probe:
 
 
 def test_a_release_that_breaks_lives_pages_never_reaches_users(tmp_path):
-    """local_tiwebfail makes every web request on Live answer 500 (the CLI works, dev and QA serve
-    pages, so it is verified there). The promotion to Live fails its smoke checks behind the gate
-    and puts Live back; a user's probe sees 200 and 503, never a 500."""
-    verified_on_qa(WEBFAIL, tmp_path)
+    """The same fail release, still verified on QA, with the web fault on: local_tiwebfail makes
+    every web request on Live answer 500 (the CLI works, so the upgrade passes). The promotion to
+    Live fails its smoke checks behind the gate and puts Live back; a user's probe sees 200 and 503,
+    never a 500. Then Dev and QA are rolled back off the fail release."""
+    assert record("acme-qa")["release"] == FAIL, "the test before takes the fail release to QA"
     live_before = state()["acme-live"]
-    with Probe("acme-live") as probe:
+    with fault_on_live("web"), Probe("acme-live") as probe:
         out = run("promote.yml", tmp_path, customer="acme", to="live")
-    assert out.returncode != 0 and f"deploying release {WEBFAIL} FAILED" in out.stdout, out.stdout[-4000:]
+    assert out.returncode != 0 and f"deploying release {FAIL} FAILED" in out.stdout, out.stdout[-4000:]
     codes = probe.codes()
     assert set(codes) <= {"200", "503"} and codes.get("503", 0) > 0 and codes.get("200", 0) > 0, codes
     after = state()["acme-live"]
     assert after["current"] == live_before["current"] and after["record"] == live_before["record"]
     failed = history("acme-live")[-1]
     assert failed["outcome"] == "failed" and "login_page" in failed["error"], failed
+    assert failed["upgraded"] is True, failed  # this time the upgrade itself passed
     assert failed["database_restored_from"] == failed["snapshot"] and failed["outage_seconds"] > 0, failed
-    assert psql("acme-live", "SELECT count(*) FROM mdl_config_plugins WHERE plugin='local_tiwebfail'") == "0"
+    assert fault_plugins("acme-live") == "0"
     assert not in_maintenance("acme-live") and login_status("acme-live") == 200
-    # QA back on release 3 (the refresh below restores Live's release-3 backup into it); Dev keeps it.
-    out = run("rollback.yml", tmp_path, site="acme-qa")
-    assert out.returncode == 0, out.stdout[-4000:]
-    assert record("acme-qa")["release"] == R3
+
+    # Dev and QA go back to release 3 with the database snapshot from before the fail release. A
+    # user created on Dev since that snapshot would be lost: refused, listing it, until acknowledged.
+    php_as_site(
+        "acme-dev",
+        "require_once($CFG->dirroot . '/user/lib.php'); user_create_user(['username' => 'ti-since-snapshot',"
+        " 'password' => 'Since-Pass-1!', 'email' => 'since@x.invalid', 'firstname' => 'S', 'lastname' => 'S',"
+        " 'confirmed' => 1, 'auth' => 'manual', 'mnethostid' => $CFG->mnet_localhost_id]);",
+    )
+    before = state()
+    out = run("rollback.yml", tmp_path, site="acme-dev")
+    assert out.returncode != 0 and "users: 1" in out.stdout, out.stdout[-3000:]
+    assert "lms_rollback_accept_data_loss=true" in out.stdout and state() == before
+    for site in ("acme-dev", "acme-qa"):
+        out = run("rollback.yml", tmp_path, site=site, lms_rollback_accept_data_loss=(site == "acme-dev"))
+        assert out.returncode == 0, out.stdout[-4000:]
+        assert record(site)["release"] == R3
+        assert fault_plugins(site) == "0"
 
 
 # ----- backups restored on the hosts themselves (Debian 12's Python 3.11.2) ---------------------------

@@ -11,17 +11,14 @@ The canary reaches Ansible in a 0600 vars file, not on the controller's command 
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 import uuid
 from pathlib import Path
 
 import pytest
 import yaml
+from stack_hosts import ansible, installed, output_of
 
-REPO = Path(os.environ.get("MOLECULE_PROJECT_DIRECTORY", Path(__file__).resolve().parents[3]))
-INVENTORY = os.environ.get("STACK_INVENTORY", str(REPO / "inventories" / "local"))
 HOST, SITE = "dev1", "acme-dev"
 # A site with Redis (tier qa): its password goes through the lms role's app_cache entry point.
 REDIS_HOST, REDIS_SITE = "qa1", "acme-qa"
@@ -34,36 +31,9 @@ USER = {
 }
 # Where a leaked secret would land on the host besides the process table and the journal.
 SEARCHED = ["/var/log", "/tmp", "/var/tmp", "/root"]  # noqa: S108 - in the test host
-ENV = dict(
-    os.environ,
-    ANSIBLE_CONFIG=str(REPO / "ansible.cfg"),
-    CONTAINERS_CONF=str(REPO / "containers" / "containers.conf"),
-    ANSIBLE_NOCOLOR="1",
-)
-
-
-def podman(*argv: str, check: bool = True, host: str = HOST) -> str:
-    run = subprocess.run(
-        ["podman", "exec", host, *argv], env=ENV, capture_output=True, text=True, check=False
-    )
-    if check and run.returncode:
-        raise AssertionError(f"{host}: {' '.join(argv)} failed: {run.stderr}{run.stdout}")
-    return run.stdout
-
-
-def _installed() -> bool:
-    if shutil.which("podman") is None:
-        return False
-    try:
-        podman("test", "-f", f"/srv/lms/{SITE}/current/config.php")
-        podman("test", "-f", f"/srv/lms/{REDIS_SITE}/current/config.php", host=REDIS_HOST)
-    except (AssertionError, OSError):
-        return False
-    return True
-
-
 pytestmark = pytest.mark.skipif(
-    not _installed(), reason=f"{SITE} and {REDIS_SITE} are not installed (no Moodle source)"
+    not installed({SITE: HOST, REDIS_SITE: REDIS_HOST}),
+    reason=f"{SITE} and {REDIS_SITE} are not installed (no Moodle source)",
 )
 
 
@@ -79,41 +49,33 @@ def run_sampled(
         item["vars_files"] = [str(secrets_file)]
     (tmp_path / "play.yml").write_text(yaml.safe_dump(play))
     loop = f"while [ ! -f {STOP} ]; do ps -eo pid,args >> {SAMPLES}; sleep 0.05; done"
-    podman("sh", "-c", f'rm -f {SAMPLES} {STOP}; setsid -f sh -c "{loop}" >/dev/null 2>&1', host=host)
+    output_of(host, "sh", "-c", f'rm -f {SAMPLES} {STOP}; setsid -f sh -c "{loop}" >/dev/null 2>&1')
     try:
-        run = subprocess.run(
-            [str(REPO / ".venv" / "bin" / "ansible-playbook"), "-i", INVENTORY, str(tmp_path / "play.yml")],
-            cwd=REPO,
-            env=ENV,
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=600,
-        )
+        run = ansible("ansible-playbook", str(tmp_path / "play.yml"), timeout=600)
     finally:
-        podman("sh", "-c", f"touch {STOP}; sleep 0.5", host=host)
-    samples = podman("cat", SAMPLES, host=host)
-    podman("rm", "-f", SAMPLES, STOP, host=host)
+        output_of(host, "sh", "-c", f"touch {STOP}; sleep 0.5")
+    samples = output_of(host, "cat", SAMPLES)
+    output_of(host, "rm", "-f", SAMPLES, STOP)
     return run, samples
 
 
 def leaks(host: str, canary: str, since: str, run: subprocess.CompletedProcess, samples: str) -> dict:
     """Where the canary was found: the process samples, Ansible's output, the journal, logs and
     temporary folders (the grep's own command line is not sampled: the sampler has stopped)."""
-    journal = podman("journalctl", "--no-pager", "-o", "cat", "--since", since, check=False, host=host)
+    journal = output_of(host, "journalctl", "--no-pager", "-o", "cat", "--since", since, check=False)
     return {
         "process table": canary in samples,
         "Ansible output": canary in run.stdout + run.stderr,
         "journal": canary in journal,
         "logs and temporary folders": bool(
-            podman("grep", "-rlF", canary, *SEARCHED, check=False, host=host).strip()
+            output_of(host, "grep", "-rlF", canary, *SEARCHED, check=False).strip()
         ),
     }
 
 
 def test_a_canary_secret_is_nowhere_on_the_host(tmp_path):
     canary = f"Canary-{uuid.uuid4().hex}-Z9#"  # meets Moodle's default password policy
-    since = podman("date", "+%Y-%m-%d %H:%M:%S").strip()
+    since = output_of(HOST, "date", "+%Y-%m-%d %H:%M:%S").strip()
     site = {"path": f"/srv/lms/{SITE}/current", "web_user": SITE, "php": "/usr/bin/php8.2"}
     play = [
         {
@@ -152,7 +114,7 @@ def test_a_canary_redis_password_is_nowhere_on_the_host(tmp_path):
     as the site's Redis password: it reaches Moodle's cache configuration, and nowhere else; the
     real password is put back after."""
     canary = f"canary-redis-{uuid.uuid4().hex}"
-    since = podman("date", "+%Y-%m-%d %H:%M:%S", host=REDIS_HOST).strip()
+    since = output_of(REDIS_HOST, "date", "+%Y-%m-%d %H:%M:%S").strip()
     site = f"estate_sites | selectattr('name', 'eq', '{REDIS_SITE}') | first"
     entry = {"name": "lms", "tasks_from": "app_cache"}
     play = [
@@ -177,7 +139,7 @@ def test_a_canary_redis_password_is_nowhere_on_the_host(tmp_path):
     try:
         run, samples = run_sampled(REDIS_HOST, play, tmp_path, {"canary": canary})
         assert run.returncode == 0, run.stdout[-3000:]
-        assert podman("grep", "-c", canary, muc, check=False, host=REDIS_HOST).strip() == "1", (
+        assert output_of(REDIS_HOST, "grep", "-c", canary, muc, check=False).strip() == "1", (
             "the canary did not reach the cache configuration: the search would prove nothing"
         )
         muc_runs = [line for line in samples.splitlines() if "lms-muc-redis.php" in line]
@@ -187,14 +149,6 @@ def test_a_canary_redis_password_is_nowhere_on_the_host(tmp_path):
     finally:
         play[0]["tasks"][0]["vars"] = {"lms_site": "{{ " + site + " }}"}
         (tmp_path / "back.yml").write_text(yaml.safe_dump(play))
-        back = subprocess.run(
-            [str(REPO / ".venv" / "bin" / "ansible-playbook"), "-i", INVENTORY, str(tmp_path / "back.yml")],
-            cwd=REPO,
-            env=ENV,
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=600,
-        )
+        back = ansible("ansible-playbook", str(tmp_path / "back.yml"), timeout=600)
     assert back.returncode == 0, back.stdout[-3000:]
-    assert podman("grep", "-c", canary, muc, check=False, host=REDIS_HOST).strip() == "0"
+    assert output_of(REDIS_HOST, "grep", "-c", canary, muc, check=False).strip() == "0"

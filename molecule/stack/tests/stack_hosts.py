@@ -1,0 +1,73 @@
+"""What the stack scenario's tests share: where the repository and the estate inventory are, the
+environment Ansible and podman run with, commands in a test host and Ansible runs on the estate."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+REPO = Path(os.environ.get("MOLECULE_PROJECT_DIRECTORY", Path(__file__).resolve().parents[3]))
+INVENTORY = Path(os.environ.get("STACK_INVENTORY", str(REPO / "inventories" / "local")))
+BIN = REPO / ".venv" / "bin"
+PHP = "php8.2"
+SITES = {"acme-dev": "dev1", "acme-qa": "qa1", "acme-live": "live1", "globex-dev": "dev1", "globex-qa": "qa1"}
+ENV = dict(
+    os.environ,
+    ANSIBLE_CONFIG=str(REPO / "ansible.cfg"),
+    ANSIBLE_NOCOLOR="1",
+    CONTAINERS_CONF=str(REPO / "containers" / "containers.conf"),
+    PATH=f"{BIN}:{os.environ['PATH']}",
+)
+
+
+def run_in(
+    host: str, *argv: str, check: bool = True, stdin: str | None = None
+) -> subprocess.CompletedProcess:
+    """A command in a test host (podman exec); fails the test when it fails, unless check=False."""
+    run = subprocess.run(
+        ["podman", "exec", *(["-i"] if stdin is not None else []), host, *argv],
+        input=stdin,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,
+    )
+    if check and run.returncode:
+        raise AssertionError(f"{host}: {' '.join(argv)} failed ({run.returncode}): {run.stderr}{run.stdout}")
+    return run
+
+
+def output_of(host: str, *argv: str, check: bool = True, stdin: str | None = None) -> str:
+    """What a command in a test host prints."""
+    return run_in(host, *argv, check=check, stdin=stdin).stdout
+
+
+def installed(sites: dict[str, str]) -> bool:
+    """Whether podman is here and each site ({site: host}) has Moodle installed on its host."""
+    if shutil.which("podman") is None:
+        return False
+    try:
+        for site, host in sites.items():
+            run_in(host, "test", "-f", f"/srv/lms/{site}/current/config.php")
+    except (AssertionError, OSError, subprocess.SubprocessError):
+        return False
+    return True
+
+
+def ansible(
+    tool: str, *args: str, inventory: Path | str = INVENTORY, timeout: int = 1200
+) -> subprocess.CompletedProcess:
+    """An Ansible command of the repository's venv (ansible-playbook, ansible) on the estate
+    inventory, from the repository (its ansible.cfg), output captured."""
+    return subprocess.run(
+        [str(BIN / tool), "-i", str(inventory), *args],
+        cwd=REPO,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=timeout,
+    )
