@@ -151,7 +151,7 @@ def _problems(site: dict, tier: str, policy: dict, no_mail: set, no_except: set)
                 f"site {name}: lms_mail_divert_except must be a list of patterns without spaces or commas "
                 f"(got {except_list!r})"
             )
-    if mode == "deliver" and policy["lms_smtp_secure"] not in (None, "", "ssl", "tls"):
+    if mode in ("deliver", "divert") and policy["lms_smtp_secure"] not in (None, "", "ssl", "tls"):
         say(f"site {name}: lms_smtp_secure must be '', ssl or tls (got {policy['lms_smtp_secure']!r})")
     banner = policy["lms_banner"]
     if banner not in (None, ""):
@@ -222,13 +222,14 @@ def lms_policy(site, tier_policy=None, tier_config=None, no_mail_tiers=None, no_
         )
     elif mode == "deliver":
         policy_config["divertallemailsto"] = ""
-        if policy["lms_smtp_host"]:
-            policy_config["smtphosts"] = str(policy["lms_smtp_host"])
-            policy_config["smtpsecure"] = policy["lms_smtp_secure"] or ""
-            if policy["lms_smtp_user"]:
-                policy_config["smtpuser"] = str(policy["lms_smtp_user"])
-            if policy["lms_smtp_password"]:
-                policy_config["smtppass"] = str(policy["lms_smtp_password"])
+    if mode in ("deliver", "divert") and policy["lms_smtp_host"]:
+        # the relay that carries Live's mail, or a diverting site's mail to its mailbox
+        policy_config["smtphosts"] = str(policy["lms_smtp_host"])
+        policy_config["smtpsecure"] = policy["lms_smtp_secure"] or ""
+        if policy["lms_smtp_user"]:
+            policy_config["smtpuser"] = str(policy["lms_smtp_user"])
+        if policy["lms_smtp_password"]:
+            policy_config["smtppass"] = str(policy["lms_smtp_password"])
     if policy["lms_banner"] and tier != "live":
         policy_config["additionalhtmltopofbody"] = banner_html(
             str(policy["lms_banner"]), str(policy["lms_banner_colour"] or "#b00020")

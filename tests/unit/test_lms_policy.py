@@ -157,9 +157,31 @@ def test_deliver_forces_smtp_and_keeps_the_password_a_secret_in_the_audit():
     assert "lms_smtp_secure" in problems(site("live", lms_smtp_host="h", lms_smtp_secure="starttls"))
 
 
-def test_smtp_settings_are_ignored_where_mail_is_not_delivered():
-    config = policy(site("qa", lms_smtp_host="smtp.example"))["config"]
-    assert "smtphosts" not in config and config["noemailever"] is True
+def test_smtp_settings_are_ignored_where_mail_is_off():
+    for tier in ("dev", "qa", "live"):
+        config = policy(site(tier, lms_mail="off", lms_smtp_host="smtp.example", lms_smtp_user="u"))["config"]
+        assert "smtphosts" not in config and "smtpuser" not in config and config["noemailever"] is True
+
+
+def test_divert_sends_through_the_relay_to_the_divert_address_only():
+    """A diverting QA needs a relay to reach its mailbox: the same lms_smtp_* as Live, forced; every
+    mail still goes to lms_mail_divert_to (moodlelib diverts before it picks the transport)."""
+    record = site(
+        "qa",
+        lms_mail="divert",
+        lms_mail_divert_to="lms-qa@acme.example",
+        lms_smtp_host="smtp.example:587",
+        lms_smtp_user="relay",
+        lms_smtp_password="s3cret",
+    )
+    result = policy(record)
+    assert result["problems"] == []
+    config = result["config"]
+    assert config["divertallemailsto"] == "lms-qa@acme.example" and "noemailever" not in config
+    assert config["smtphosts"] == "smtp.example:587" and config["smtpsecure"] == ""
+    assert config["smtpuser"] == "relay" and config["smtppass"] == "s3cret"
+    assert {e["name"]: e["check"] for e in result["expect"]}["smtppass"] == "secret"
+    assert "lms_smtp_secure" in problems({**record, "vars": {**record["vars"], "lms_smtp_secure": "x"}})
 
 
 # -------------------------------------------------------------------------------------------- banner
@@ -338,7 +360,8 @@ def test_the_repos_estates_are_valid_and_dev_and_qa_never_deliver(estate):
         config = result["config"]
         if record["tier"] in ("dev", "qa"):
             assert config.get("noemailever") is True or config.get("divertallemailsto"), record["name"]
-            assert "smtphosts" not in config
+            # a relay only where every mail is diverted
+            assert "smtphosts" not in config or config.get("divertallemailsto"), record["name"]
 
 
 def test_the_example_estate_shows_a_qa_divert_and_live_smtp():
