@@ -184,6 +184,56 @@ def test_divert_sends_through_the_relay_to_the_divert_address_only():
     assert "lms_smtp_secure" in problems({**record, "vars": {**record["vars"], "lms_smtp_secure": "x"}})
 
 
+# ---------------------------------------------------------------------------------------------- cron
+
+
+def test_cron_is_on_by_default_on_every_tier_and_forced_with_cli_only():
+    for tier in ("dev", "qa", "live"):
+        result = policy(site(tier))
+        assert result["problems"] == [] and result["policy"]["lms_cron"] is True
+        assert result["config"]["cron_enabled"] == 1 and result["config"]["cronclionly"] is True
+        wanted = {e["name"]: e["wanted"] for e in result["expect"]}
+        assert wanted["cron_enabled"] == "1" and wanted["cronclionly"] == "1"
+
+
+@pytest.mark.parametrize("value", [False, "false", "no", "off", 0, "0"])
+def test_cron_off_forces_cron_enabled_0_for_the_audit(value):
+    result = policy(site("qa", lms_cron=value))
+    assert result["problems"] == [] and result["policy"]["lms_cron"] is False
+    # an integer, as cron.php --disable stores it: get_config() gives "0" back (false would read as '')
+    assert result["config"]["cron_enabled"] == 0 and result["config"]["cronclionly"] is True
+    expect = {e["name"]: e for e in result["expect"]}
+    assert expect["cron_enabled"] == {
+        "name": "cron_enabled",
+        "component": "core",
+        "wanted": "0",
+        "check": "equal",
+    }
+
+
+def test_cron_per_tier_from_the_tier_policy_and_bad_values_refused():
+    tier_policy = copy.deepcopy(DEFAULTS["lms_tier_policy"])
+    tier_policy["dev"]["lms_cron"] = False
+    result = lp.lms_policy(site("dev"), tier_policy, DEFAULTS["lms_tier_config"], ["dev", "qa"], ["dev"])
+    assert result["config"]["cron_enabled"] == 0
+    assert lp.lms_policy(site("dev", lms_cron=True), tier_policy)["config"]["cron_enabled"] == 1
+    del tier_policy["live"]["lms_cron"]  # a tier policy from before lms_cron: on
+    assert lp.lms_policy(site("live"), tier_policy)["config"]["cron_enabled"] == 1
+    assert "site acme-qa: lms_cron must be true or false (got 'sometimes')" in problems(
+        site("qa", lms_cron="sometimes")
+    )
+    text = problems(site("live", lms_config={"cron_enabled": 0}))
+    assert "vars.lms_config sets cron_enabled, which the tier policy owns" in text
+
+
+def test_audit_reports_cron_switched_back_on_by_hand():
+    qa = policy(site("qa", lms_cron=False))
+    rows = lp.lms_policy_audit(qa["expect"], readback(qa, cron_enabled=("1", False)), "acme-qa")
+    assert [lp.lms_policy_table(r) for r in rows if not r["ok"]] == [
+        "acme-qa | cron_enabled | 0 (forced) | 1 (not forced) | DRIFT"
+    ]
+
+
 # -------------------------------------------------------------------------------------------- banner
 
 
@@ -288,6 +338,7 @@ def test_audit_all_ok_when_moodle_reports_the_forced_values():
         } <= settings
         assert "additionalhtmltopofbody" in settings and "tool_x/a" in settings
         assert ("noemailever" in settings) == (tier != "live")
+        assert {"cron_enabled", "cronclionly"} <= settings
 
 
 def test_audit_reports_a_changed_value_an_unforced_one_and_a_banner_on_live():
