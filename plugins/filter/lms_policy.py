@@ -29,6 +29,7 @@ POLICY_KEYS = (
     "lms_smtp_user",
     "lms_smtp_password",
     "lms_smtp_secure",
+    "lms_cron",
     "lms_banner",
     "lms_banner_colour",
     "lms_plugin_config",
@@ -42,6 +43,8 @@ OWNED = (
     "smtpuser",
     "smtppass",
     "smtpsecure",
+    "cron_enabled",
+    "cronclionly",
     "additionalhtmltopofbody",
     "preventexecpath",
     "disableupdateautodeploy",
@@ -151,7 +154,7 @@ def _problems(site: dict, tier: str, policy: dict, no_mail: set, no_except: set)
                 f"site {name}: lms_mail_divert_except must be a list of patterns without spaces or commas "
                 f"(got {except_list!r})"
             )
-    if mode == "deliver" and policy["lms_smtp_secure"] not in (None, "", "ssl", "tls"):
+    if mode in ("deliver", "divert") and policy["lms_smtp_secure"] not in (None, "", "ssl", "tls"):
         say(f"site {name}: lms_smtp_secure must be '', ssl or tls (got {policy['lms_smtp_secure']!r})")
     banner = policy["lms_banner"]
     if banner not in (None, ""):
@@ -187,9 +190,27 @@ def _problems(site: dict, tier: str, policy: dict, no_mail: set, no_except: set)
     if owned:
         say(
             f"site {name}: vars.lms_config sets {', '.join(owned)}, which the tier policy owns: "
-            "use lms_mail, lms_smtp_*, lms_banner, lms_plugin_config (docs/tier-policy.md)"
+            "use lms_mail, lms_smtp_*, lms_cron, lms_banner, lms_plugin_config (docs/tier-policy.md)"
         )
     return out
+
+
+def _cron(policy: dict, name: str) -> tuple[dict, list[str]]:
+    """lms_cron (default true) -> the forced cron settings, or a problem. ``cron_enabled`` is what
+    admin/cli/cron.php (and adhoc_task.php, scheduled_task.php) check; forced, neither the admin UI
+    nor ``cron.php --enable/--disable`` can change what Moodle reads. ``cronclionly`` is forced on
+    every tier: admin/cron.php over the web runs tasks without looking at ``cron_enabled``.
+    Sets ``policy['lms_cron']`` to a boolean (the role stops the site's cron timer when false)."""
+    value = policy.get("lms_cron")
+    text = str(value).lower()
+    if value is None or value is True or text in ("true", "yes", "on", "1"):
+        on = True
+    elif value is False or text in ("false", "no", "off", "0"):
+        on = False
+    else:
+        return {}, [f"site {name}: lms_cron must be true or false (got {value!r})"]
+    policy["lms_cron"] = on
+    return {"cron_enabled": 1 if on else 0, "cronclionly": True}, []
 
 
 def lms_policy(site, tier_policy=None, tier_config=None, no_mail_tiers=None, no_except_tiers=None) -> dict:
@@ -202,6 +223,8 @@ def lms_policy(site, tier_policy=None, tier_config=None, no_mail_tiers=None, no_
     no_except = set(["dev"] if no_except_tiers is None else no_except_tiers)
     policy = _policy(site, tier_policy)
     problems = _problems(site, tier, policy, no_mail, no_except)
+    cron_config, cron_problems = _cron(policy, site.get("name", "?"))
+    problems += cron_problems
 
     config = dict(tier_config.get(tier) or {})
     debug = site_vars.get("lms_debug")
@@ -211,6 +234,7 @@ def lms_policy(site, tier_policy=None, tier_config=None, no_mail_tiers=None, no_
     config.update({k: v for k, v in (site_vars.get("lms_config") or {}).items() if k not in OWNED})
 
     policy_config = dict(SECURITY)
+    policy_config.update(cron_config)
     mode = policy["lms_mail"]
     if mode == "off":
         policy_config["noemailever"] = True
@@ -222,13 +246,14 @@ def lms_policy(site, tier_policy=None, tier_config=None, no_mail_tiers=None, no_
         )
     elif mode == "deliver":
         policy_config["divertallemailsto"] = ""
-        if policy["lms_smtp_host"]:
-            policy_config["smtphosts"] = str(policy["lms_smtp_host"])
-            policy_config["smtpsecure"] = policy["lms_smtp_secure"] or ""
-            if policy["lms_smtp_user"]:
-                policy_config["smtpuser"] = str(policy["lms_smtp_user"])
-            if policy["lms_smtp_password"]:
-                policy_config["smtppass"] = str(policy["lms_smtp_password"])
+    if mode in ("deliver", "divert") and policy["lms_smtp_host"]:
+        # the relay that carries Live's mail, or a diverting site's mail to its mailbox
+        policy_config["smtphosts"] = str(policy["lms_smtp_host"])
+        policy_config["smtpsecure"] = policy["lms_smtp_secure"] or ""
+        if policy["lms_smtp_user"]:
+            policy_config["smtpuser"] = str(policy["lms_smtp_user"])
+        if policy["lms_smtp_password"]:
+            policy_config["smtppass"] = str(policy["lms_smtp_password"])
     if policy["lms_banner"] and tier != "live":
         policy_config["additionalhtmltopofbody"] = banner_html(
             str(policy["lms_banner"]), str(policy["lms_banner_colour"] or "#b00020")

@@ -6,7 +6,9 @@ template is rendered (after the role's policy check) from the estate's site reco
 itself is asked: the settings read back (get_config, and whether config.php forces them), cfg.php
 refuses to change a forced setting (exit code 4), the banner is on a page served over HTTP on Dev
 and QA and not on Live, and playbooks/audit.yml (the real playbook, through the estate) passes, then
-fails naming the site and setting once config.php is edited by hand.
+fails naming the site and setting once config.php is edited by hand. Cron per tier: the estate
+switches QA's off (lms_cron: false), and admin/cli/cron.php there runs no task, whatever
+cron.php --enable says.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import moodle_site as ms
 import pytest
 import yaml
 from ansible_cli import ansible_env, ansible_playbook
-from test_sanitise import WebServer, clone_site, remove_clone
+from test_sanitise import WebServer, clone_site, remove_clone, run_sql
 
 REPO = Path(__file__).resolve().parents[2]
 TIERS = ("dev", "qa", "live")
@@ -75,6 +77,8 @@ NAMES = [
     ("core", "preventexecpath"),
     ("core", "disableupdateautodeploy"),
     ("core", "uninstallclionly"),
+    ("core", "cron_enabled"),
+    ("core", "cronclionly"),
     ("tool_recyclebin", "coursebinenable"),
 ]
 
@@ -127,7 +131,12 @@ def estate(moodle_site):
                             # QA diverts to its mailbox; top-level keys replace, so the customer's
                             # vars are repeated here (docs/inventory.md)
                             "qa": {
-                                "vars": {**site_vars, "lms_mail": "divert", "lms_mail_divert_to": QA_INBOX}
+                                "vars": {
+                                    **site_vars,
+                                    "lms_mail": "divert",
+                                    "lms_mail_divert_to": QA_INBOX,
+                                    "lms_cron": False,  # cron per tier: QA's switched off
+                                }
                             },
                             "live": {"maintenance_windows": ["* 00:00-24:00 UTC"]},
                         },
@@ -200,23 +209,27 @@ WANTED = {
         "core/noemailever": ["1", True],
         "core/debug": ["32767", True],
         "core/debugdisplay": ["1", True],
+        "core/cron_enabled": ["1", True],
     },
     "qa": {
         "core/divertallemailsto": [QA_INBOX, True],
         "core/divertallemailsexcept": ["", True],
         "core/debug": ["0", True],
         "core/debugdisplay": ["0", True],
+        "core/cron_enabled": ["0", True],  # lms_cron: false
     },
     "live": {
         "core/divertallemailsto": ["", True],
         "core/debug": ["0", True],
         "core/debugdisplay": ["0", True],
+        "core/cron_enabled": ["1", True],
     },
 }
 SECURITY = {
     "core/preventexecpath": ["1", True],
     "core/disableupdateautodeploy": ["1", True],
     "core/uninstallclionly": ["1", True],
+    "core/cronclionly": ["1", True],  # admin/cron.php over the web ignores cron_enabled
     "tool_recyclebin/coursebinenable": ["0", True],  # lms_plugin_config -> forced_plugin_settings
 }
 # the drift each tier's test writes into config.php by hand, and the audit row that must name it
@@ -282,6 +295,8 @@ def test_tier_policy_in_config_php_read_back_from_moodle(estate, tier):
     audit = playbook(estate, str(REPO / "playbooks/audit.yml"), "-e", f"site=acme-{tier}")
     assert audit.returncode == 0, audit.tail
     assert f"acme-{tier} | uninstallclionly | 1 (forced) | 1 (forced) | ok" in audit.stdout
+    cron = WANTED[tier]["core/cron_enabled"][0]
+    assert f"acme-{tier} | cron_enabled | {cron} (forced) | {cron} (forced) | ok" in audit.stdout
     assert "DRIFT" not in audit.stdout
     checked = playbook(estate, str(REPO / "playbooks/audit.yml"), "--check", "-e", f"site=acme-{tier}")
     assert checked.returncode == 0 and "changed=0" in checked.stdout, checked.tail
@@ -299,3 +314,45 @@ def test_tier_policy_in_config_php_read_back_from_moodle(estate, tier):
         )
     # the other sites were read too (customer=acme) and the audit changed nothing
     assert re.search(r"hdev\s+: ok=\d+\s+changed=0", drifted.stdout), drifted.tail
+
+
+def task_activity(clone) -> str:
+    """Rows in the task log and the newest scheduled task run: both change when any task runs."""
+    return run_sql(
+        clone,
+        "SELECT (SELECT COUNT(*) FROM mdl_task_log),"
+        " (SELECT COALESCE(MAX(lastruntime), 0) FROM mdl_task_scheduled)",
+    )
+
+
+def test_cron_off_by_policy_runs_no_task_and_cron_php_cannot_switch_it_back(estate):
+    """QA's policy says lms_cron: false, so config.php forces cron_enabled = 0: cron.php (what the
+    role's timer runs) and scheduled_task.php refuse (exit 1, "Cron is disabled") and no task runs;
+    cron.php --enable exits 0 and says "enabled", but only writes the database row that config.php
+    overrides. On Live (cron on) cron.php --disable is as powerless, and a task runs."""
+    clone = estate["clone"]
+    task = "\\core\\task\\session_cleanup_task"
+    assert "$CFG->cron_enabled = 0;" in use_tier(estate, "qa").read_text()
+    before = task_activity(clone)
+    for attempt in ("before", "after cron.php --enable"):
+        cron = clone.cli("cron.php", "--keep-alive=0", check=False)
+        assert cron.returncode == 1, (attempt, cron.stdout, cron.stderr)
+        assert "Cron is disabled. Use --force to override." in cron.stdout, (attempt, cron.stdout)
+        one = clone.cli("scheduled_task.php", f"--execute={task}", check=False)
+        assert one.returncode == 1 and "Cron is disabled" in one.stdout, (attempt, one.stdout)
+        assert task_activity(clone) == before, attempt
+        if attempt == "before":
+            enable = clone.cli("cron.php", "--enable", check=False)
+            # a silent no-op: exit 0 and "enabled", the database row set, Moodle still reads 0
+            assert enable.returncode == 0 and "Cron has been enabled for the site." in enable.stdout
+            assert run_sql(clone, "SELECT value FROM mdl_config WHERE name = 'cron_enabled'") == "1"
+            assert read_back(clone)["core/cron_enabled"] == ["0", True]
+
+    assert "$CFG->cron_enabled = 1;" in use_tier(estate, "live").read_text()
+    disable = clone.cli("cron.php", "--disable", check=False)
+    assert disable.returncode == 0 and "Cron has been disabled for the site." in disable.stdout
+    assert run_sql(clone, "SELECT value FROM mdl_config WHERE name = 'cron_enabled'") == "0"
+    assert read_back(clone)["core/cron_enabled"] == ["1", True]
+    one = clone.cli("scheduled_task.php", f"--execute={task}", check=False)
+    assert one.returncode == 0, (one.stdout, one.stderr)
+    assert task_activity(clone) != before

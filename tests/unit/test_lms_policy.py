@@ -157,9 +157,81 @@ def test_deliver_forces_smtp_and_keeps_the_password_a_secret_in_the_audit():
     assert "lms_smtp_secure" in problems(site("live", lms_smtp_host="h", lms_smtp_secure="starttls"))
 
 
-def test_smtp_settings_are_ignored_where_mail_is_not_delivered():
-    config = policy(site("qa", lms_smtp_host="smtp.example"))["config"]
-    assert "smtphosts" not in config and config["noemailever"] is True
+def test_smtp_settings_are_ignored_where_mail_is_off():
+    for tier in ("dev", "qa", "live"):
+        config = policy(site(tier, lms_mail="off", lms_smtp_host="smtp.example", lms_smtp_user="u"))["config"]
+        assert "smtphosts" not in config and "smtpuser" not in config and config["noemailever"] is True
+
+
+def test_divert_sends_through_the_relay_to_the_divert_address_only():
+    """A diverting QA needs a relay to reach its mailbox: the same lms_smtp_* as Live, forced; every
+    mail still goes to lms_mail_divert_to (moodlelib diverts before it picks the transport)."""
+    record = site(
+        "qa",
+        lms_mail="divert",
+        lms_mail_divert_to="lms-qa@acme.example",
+        lms_smtp_host="smtp.example:587",
+        lms_smtp_user="relay",
+        lms_smtp_password="s3cret",
+    )
+    result = policy(record)
+    assert result["problems"] == []
+    config = result["config"]
+    assert config["divertallemailsto"] == "lms-qa@acme.example" and "noemailever" not in config
+    assert config["smtphosts"] == "smtp.example:587" and config["smtpsecure"] == ""
+    assert config["smtpuser"] == "relay" and config["smtppass"] == "s3cret"
+    assert {e["name"]: e["check"] for e in result["expect"]}["smtppass"] == "secret"
+    assert "lms_smtp_secure" in problems({**record, "vars": {**record["vars"], "lms_smtp_secure": "x"}})
+
+
+# ---------------------------------------------------------------------------------------------- cron
+
+
+def test_cron_is_on_by_default_on_every_tier_and_forced_with_cli_only():
+    for tier in ("dev", "qa", "live"):
+        result = policy(site(tier))
+        assert result["problems"] == [] and result["policy"]["lms_cron"] is True
+        assert result["config"]["cron_enabled"] == 1 and result["config"]["cronclionly"] is True
+        wanted = {e["name"]: e["wanted"] for e in result["expect"]}
+        assert wanted["cron_enabled"] == "1" and wanted["cronclionly"] == "1"
+
+
+@pytest.mark.parametrize("value", [False, "false", "no", "off", 0, "0"])
+def test_cron_off_forces_cron_enabled_0_for_the_audit(value):
+    result = policy(site("qa", lms_cron=value))
+    assert result["problems"] == [] and result["policy"]["lms_cron"] is False
+    # an integer, as cron.php --disable stores it: get_config() gives "0" back (false would read as '')
+    assert result["config"]["cron_enabled"] == 0 and result["config"]["cronclionly"] is True
+    expect = {e["name"]: e for e in result["expect"]}
+    assert expect["cron_enabled"] == {
+        "name": "cron_enabled",
+        "component": "core",
+        "wanted": "0",
+        "check": "equal",
+    }
+
+
+def test_cron_per_tier_from_the_tier_policy_and_bad_values_refused():
+    tier_policy = copy.deepcopy(DEFAULTS["lms_tier_policy"])
+    tier_policy["dev"]["lms_cron"] = False
+    result = lp.lms_policy(site("dev"), tier_policy, DEFAULTS["lms_tier_config"], ["dev", "qa"], ["dev"])
+    assert result["config"]["cron_enabled"] == 0
+    assert lp.lms_policy(site("dev", lms_cron=True), tier_policy)["config"]["cron_enabled"] == 1
+    del tier_policy["live"]["lms_cron"]  # a tier policy from before lms_cron: on
+    assert lp.lms_policy(site("live"), tier_policy)["config"]["cron_enabled"] == 1
+    assert "site acme-qa: lms_cron must be true or false (got 'sometimes')" in problems(
+        site("qa", lms_cron="sometimes")
+    )
+    text = problems(site("live", lms_config={"cron_enabled": 0}))
+    assert "vars.lms_config sets cron_enabled, which the tier policy owns" in text
+
+
+def test_audit_reports_cron_switched_back_on_by_hand():
+    qa = policy(site("qa", lms_cron=False))
+    rows = lp.lms_policy_audit(qa["expect"], readback(qa, cron_enabled=("1", False)), "acme-qa")
+    assert [lp.lms_policy_table(r) for r in rows if not r["ok"]] == [
+        "acme-qa | cron_enabled | 0 (forced) | 1 (not forced) | DRIFT"
+    ]
 
 
 # -------------------------------------------------------------------------------------------- banner
@@ -266,6 +338,7 @@ def test_audit_all_ok_when_moodle_reports_the_forced_values():
         } <= settings
         assert "additionalhtmltopofbody" in settings and "tool_x/a" in settings
         assert ("noemailever" in settings) == (tier != "live")
+        assert {"cron_enabled", "cronclionly"} <= settings
 
 
 def test_audit_reports_a_changed_value_an_unforced_one_and_a_banner_on_live():
@@ -338,7 +411,8 @@ def test_the_repos_estates_are_valid_and_dev_and_qa_never_deliver(estate):
         config = result["config"]
         if record["tier"] in ("dev", "qa"):
             assert config.get("noemailever") is True or config.get("divertallemailsto"), record["name"]
-            assert "smtphosts" not in config
+            # a relay only where every mail is diverted
+            assert "smtphosts" not in config or config.get("divertallemailsto"), record["name"]
 
 
 def test_the_example_estate_shows_a_qa_divert_and_live_smtp():
