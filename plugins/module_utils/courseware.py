@@ -331,7 +331,8 @@ class Toolchain:
     def __init__(self, xsl_dir: str, docbook_xsl: str, schema: str, fop: str, versions: dict):
         check_tools(docbook_xsl, schema, fop, versions)
         self.fop = fop
-        self.versions = versions
+        # our layers are as much a part of the output as Debian's stylesheets
+        self.versions = dict(versions, layers_sha256=tree_sha256(xsl_dir))
         parser = etree.XMLParser(no_network=True)
         parser.resolvers.add(_DocBookResolver(docbook_xsl))
         self.xslt = {}
@@ -814,12 +815,19 @@ def build_batch(
             )
     tools = Toolchain(xsl_dir, docbook_xsl, schema, fop, tool_versions(docbook_xsl, fop))
     started = time.monotonic()
+    # The store answers before anything is built (an unreachable bucket is one error, not one per course).
+    stores = {}
+    if store_spec is not None:
+        try:
+            stores = {course: courseware_store(store_spec, customer, course) for course in courses}
+        except ReleaseError as exc:
+            raise CoursewareError(f"{exc}; nothing was built") from exc
 
     def one(course: str) -> dict:
         try:
             built = build_course(os.path.join(courseware_dir, course), style, tools, out_dir)
             if store_spec is not None:
-                store = courseware_store(store_spec, customer, course)
+                store = stores[course]
                 built["published"] = publish(store, built["version"], built["bundle"], built["manifest"], built["sha256"])
                 built["store"] = store.where
             built["failed"] = False
