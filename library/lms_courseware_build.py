@@ -7,7 +7,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 ---
 module: lms_courseware_build
-short_description: Build a customer's courseware (DocBook 5 books) into bundles and publish them to the release store
+short_description: Build a customer's courseware (DocBook 5 books) into bundles in the release store
 description:
   - Checks the customer's style (C(courseware/styles/<customer>/) - C(style.yml), C(fop.xconf)
     declaring every font family of the style, the logo) and refuses before anything is built.
@@ -20,7 +20,7 @@ description:
   - Writes a deterministic tar.gz per course - its C(courseware.json) manifest holds the source and style
     hashes, the tool versions, the chapters - named by the hash of its inputs (the version), and
     publishes it to C(courseware/<customer>/<course>/<version>.tar.gz) (with C(.json), and last
-    C(.sha256)) in the release store. The same inputs give the same version and the same bytes:
+    C(.sha256)) in the release store. The same inputs give the same version and the same bytes;
     already there is no change; other bytes under a version are refused.
   - Courses build side by side; a course that fails is reported with its reason and the others
     still build. The module fails when any course failed, returning every course's result.
@@ -148,6 +148,7 @@ from ansible.module_utils.courseware import (
     check_tools,
     courses_of,
     load_course,
+    load_schema,
     load_style,
     read_book,
 )
@@ -158,9 +159,7 @@ def check(params: dict) -> dict:
     started = time.monotonic()
     style = load_style(os.path.join(params["courseware_dir"], "styles"), params["customer"])
     check_tools(params["docbook_xsl"], params["schema"], params["fop"], {"fop": "?"})
-    from lxml import etree
-
-    schema = etree.RelaxNG(etree.parse(params["schema"]))
+    schema = load_schema(params["schema"])
     results = []
     for course in params["courses"] or courses_of(params["courseware_dir"], style["customer"]):
         try:

@@ -43,7 +43,14 @@ except ImportError:  # reported by the module with missing_required_lib
     etree = None
 
 try:
-    from ansible.module_utils.release import DirStore, ReleaseError, S3Store, publish, sha256_file, write_bundle
+    from ansible.module_utils.release import (
+        DirStore,
+        ReleaseError,
+        S3Store,
+        publish,
+        sha256_file,
+        write_bundle,
+    )
 except ImportError:  # unit tests and tools/: siblings on sys.path
     from release import DirStore, ReleaseError, S3Store, publish, sha256_file, write_bundle
 
@@ -137,7 +144,11 @@ def load_course(course_dir: str, customer: str) -> dict:
         errors.append(f"customers: {customer} is not among {', '.join(sorted(map(str, customers)))}")
     else:
         entry = customers[customer]
-        if not isinstance(entry, dict) or not isinstance(entry.get("shortname"), str) or not entry["shortname"]:
+        if (
+            not isinstance(entry, dict)
+            or not isinstance(entry.get("shortname"), str)
+            or not entry["shortname"]
+        ):
             errors.append(f"customers.{customer}.shortname: the Moodle course's short name is required")
             entry = None
         else:
@@ -177,7 +188,11 @@ def courses_of(courseware_dir: str, customer: str) -> list[str]:
         except (OSError, yaml.YAMLError):
             found.append(name)
             continue
-        if not isinstance(data, dict) or not isinstance(data.get("customers"), dict) or customer in data["customers"]:
+        if (
+            not isinstance(data, dict)
+            or not isinstance(data.get("customers"), dict)
+            or customer in data["customers"]
+        ):
             found.append(name)
     return found
 
@@ -211,7 +226,9 @@ def load_style(styles_dir: str, customer: str) -> dict:
     colours = data.get("colours") or {}
     for key in ("primary", "accent", "text"):
         if not isinstance(colours, dict) or not COLOUR.match(str(colours.get(key, ""))):
-            errors.append(f"colours.{key}: {colours.get(key) if isinstance(colours, dict) else None!r} is not #RRGGBB")
+            errors.append(
+                f"colours.{key}: {colours.get(key) if isinstance(colours, dict) else None!r} is not #RRGGBB"
+            )
     fonts = data.get("fonts") or {}
     for key in ("body", "title", "mono"):
         if not isinstance(fonts, dict) or not isinstance(fonts.get(key), str) or not fonts[key].strip():
@@ -308,7 +325,9 @@ def check_tools(docbook_xsl: str, schema: str, fop: str, versions: dict) -> None
     if versions.get("fop") is None:
         missing.append(f"Apache FOP ({fop}; Debian: fop)")
     if missing:
-        raise CoursewareError("cannot build courseware, missing: " + "; ".join(missing) + ". Nothing was built")
+        raise CoursewareError(
+            "cannot build courseware, missing: " + "; ".join(missing) + ". Nothing was built"
+        )
 
 
 class _DocBookResolver(etree.Resolver if HAS_LXML else object):
@@ -320,7 +339,9 @@ class _DocBookResolver(etree.Resolver if HAS_LXML else object):
 
     def resolve(self, system_url, public_id, context):
         if system_url and system_url.startswith(DOCBOOK_XSL_URI):
-            return self.resolve_filename(os.path.join(self.docbook_xsl, system_url[len(DOCBOOK_XSL_URI) :]), context)
+            return self.resolve_filename(
+                os.path.join(self.docbook_xsl, system_url[len(DOCBOOK_XSL_URI) :]), context
+            )
         return None
 
 
@@ -342,23 +363,40 @@ class Toolchain:
                 self.xslt[name] = etree.XSLT(etree.parse(path, parser))
             except (OSError, etree.XMLSyntaxError, etree.XSLTParseError) as exc:
                 raise CoursewareError(f"{path}: cannot load the stylesheet: {exc}") from exc
+        self.schema = load_schema(schema)
+
+
+class Schema:
+    """The DocBook 5 RELAX NG schema, and the element names it defines: an element it does not
+    know is reported where it is (libxml2's own message names its neighbour)."""
+
+    def __init__(self, path: str):
         try:
-            self.schema = etree.RelaxNG(etree.parse(schema))
+            tree = etree.parse(path)
+            self.rng = etree.RelaxNG(tree)
         except (OSError, etree.XMLSyntaxError, etree.RelaxNGParseError) as exc:
-            raise CoursewareError(f"{schema}: cannot load the DocBook 5 schema: {exc}") from exc
+            raise CoursewareError(f"{path}: cannot load the DocBook 5 schema: {exc}") from exc
+        self.names = {e.get("name") for e in tree.iter("{http://relaxng.org/ns/structure/1.0}element")}
+
+
+def load_schema(path: str) -> Schema:
+    return Schema(path)
 
 
 # --------------------------------------------------------------------------------------------------
 # The book: XInclude, RELAX NG, file and line of every error.
 
 
-def _parse(path: str, where: str):
+def _parse(path: str, where: str, course_dir: str):
     parser = etree.XMLParser(no_network=True, resolve_entities=False, huge_tree=False)
     try:
         return etree.parse(path, parser)
     except etree.XMLSyntaxError as exc:
-        lines = [f"{e.filename or path}:{e.line}: {e.message}" for e in exc.error_log][:MAX_ERRORS]
-        raise CoursewareError("\n".join(lines) or f"{path}:{exc.lineno}: {exc.msg}") from exc
+        rel = os.path.relpath(path, course_dir)
+        lines = [f"{rel}:{e.line}: {e.message}" for e in exc.error_log][:MAX_ERRORS]
+        raise CoursewareError(
+            "not well-formed XML:\n  " + ("\n  ".join(lines) or f"{rel}:{exc.lineno}: {exc.msg}")
+        ) from exc
     except OSError as exc:
         raise CoursewareError(f"{where}: cannot read {path}: {exc}") from exc
 
@@ -368,12 +406,13 @@ def _include(element, course_dir: str, depth: int = 0) -> None:
     of an included file gets ``xml:base`` (its path from the course folder) and keeps its lines."""
     if depth > 10:
         raise CoursewareError(f"{element.base}:{element.sourceline}: XIncludes nested deeper than 10")
-    for inc in list(element.iter("{%s}include" % XI)):
+    for inc in list(element.iter(f"{{{XI}}}include")):
         where = f"{os.path.relpath(inc.base or '', course_dir) if inc.base else '?'}:{inc.sourceline}"
         href, parse = inc.get("href"), inc.get("parse", "xml")
         if not href or inc.get("xpointer") or parse not in ("xml", "text") or "://" in href:
             raise CoursewareError(
-                f"{where}: xi:include needs a relative href to a file of the course (parse xml or text, no xpointer)"
+                f"{where}: xi:include needs a relative href to a file of the course "
+                "(parse xml or text, no xpointer)"
             )
         base_dir = os.path.dirname(inc.base) if inc.base else course_dir
         base_dir = base_dir[7:] if base_dir.startswith("file://") else base_dir
@@ -393,7 +432,7 @@ def _include(element, course_dir: str, depth: int = 0) -> None:
                 parent.text = (parent.text or "") + text + (inc.tail or "")
             parent.remove(inc)
             continue
-        root = _parse(target, where).getroot()
+        root = _parse(target, where, course_dir).getroot()
         _include(root, course_dir, depth + 1)
         root.set(XML_BASE, os.path.relpath(target, course_dir))
         root.tail = inc.tail
@@ -412,25 +451,43 @@ def read_book(course: dict, schema) -> tuple:
     """The book with its XIncludes, valid DocBook 5, and its chapters' titles, or an error listing
     ``file:line: message`` for each problem (files relative to the course folder)."""
     course_dir, book = course["dir"], course["book"]
-    tree = _parse(book, os.path.relpath(book, course_dir))
+    tree = _parse(book, os.path.relpath(book, course_dir), course_dir)
     root = tree.getroot()
     _include(root, course_dir)
-    errors = []
-    if not schema.validate(tree):
-        for entry in schema.error_log:
+    errors = [
+        f"{source_of(node, course_dir, book)}:{node.sourceline}: "
+        f"<{etree.QName(node).localname}> is not a DocBook 5 element"
+        for node in root.iter(f"{{{DB}}}*")
+        if etree.QName(node).localname not in schema.names
+    ]
+    if not schema.rng.validate(tree):
+        for entry in schema.rng.error_log:
+            if errors and "IDREF" in entry.message:
+                continue  # an ID the invalid part holds, or one the validator no longer reached
             found = tree.xpath(entry.path) if entry.path else []
             node = found[0] if found and isinstance(found[0], etree._Element) else None
-            source = source_of(node, course_dir, book) if node is not None else os.path.relpath(book, course_dir)
+            source = (
+                source_of(node, course_dir, book) if node is not None else os.path.relpath(book, course_dir)
+            )
             line = entry.line or (node.sourceline if node is not None else 0)
             errors.append(f"{source}:{line}: {entry.message}")
-    if root.tag != "{%s}book" % DB:
-        errors.append(f"{os.path.relpath(book, course_dir)}:{root.sourceline}: the root must be a DocBook 5 book")
-    for image in root.iter("{%s}imagedata" % DB):
+    if root.tag != f"{{{DB}}}book":
+        errors.append(
+            f"{os.path.relpath(book, course_dir)}:{root.sourceline}: the root must be a DocBook 5 book"
+        )
+    for image in root.iter(f"{{{DB}}}imagedata"):
         ref = image.get("fileref", "")
         src = source_of(image, course_dir, book)
         target = os.path.realpath(os.path.join(course_dir, os.path.dirname(src), ref))
-        if not ref or "://" in ref or os.path.isabs(ref) or not target.startswith(os.path.realpath(course_dir) + os.sep):
-            errors.append(f"{src}:{image.sourceline}: imagedata fileref {ref!r} must be a file of the course folder")
+        if (
+            not ref
+            or "://" in ref
+            or os.path.isabs(ref)
+            or not target.startswith(os.path.realpath(course_dir) + os.sep)
+        ):
+            errors.append(
+                f"{src}:{image.sourceline}: imagedata fileref {ref!r} must be a file of the course folder"
+            )
         elif not os.path.isfile(target):
             errors.append(f"{src}:{image.sourceline}: imagedata fileref {ref!r}: no such file")
     if errors:
@@ -438,10 +495,10 @@ def read_book(course: dict, schema) -> tuple:
         raise CoursewareError("invalid DocBook 5:\n  " + "\n  ".join(errors[:MAX_ERRORS]) + more)
     chapters = []
     for child in root:
-        if child.tag in ("{%s}chapter" % DB, "{%s}appendix" % DB, "{%s}preface" % DB):
-            title = child.find("{%s}title" % DB)
+        if child.tag in (f"{{{DB}}}chapter", f"{{{DB}}}appendix", f"{{{DB}}}preface"):
+            title = child.find(f"{{{DB}}}title")
             if title is None:
-                title = child.find("{%s}info/{%s}title" % (DB, DB))
+                title = child.find(f"{{{DB}}}info/{{{DB}}}title")
             chapters.append(
                 {
                     "id": child.get("{http://www.w3.org/XML/1998/namespace}id"),
@@ -476,7 +533,7 @@ def _write(result, path: str) -> None:
 def css(style: dict) -> str:
     """The customer's CSS for the Moodle chapters and the web page, from style.yml."""
     c, f = style["colours"], style["fonts"]
-    return f"""/* {style["name"]}: courseware style (generated from courseware/styles/{style["customer"]}/style.yml) */
+    return f"""/* {style["name"]}: courseware/styles/{style["customer"]}/style.yml */
 body, .courseware {{ font-family: "{f["body"]}", sans-serif; color: {c["text"]}; }}
 h1, h2, h3, h4, .title, .figure-title, .table-title, .example-title {{
   font-family: "{f["title"]}", sans-serif; color: {c["primary"]}; }}
@@ -493,9 +550,10 @@ thead th, thead td {{ background: {c["accent"]}; color: #FFFFFF; }}
 
 def _pin_pdf(path: str) -> None:
     """FOP 2.x stamps the run's time into the XMP metadata (``dc:date``, ``xmp:MetadataDate``;
-    the creation and modification dates it takes from our FO's XMP) and derives the trailer's ``/ID`` from the time: both are rewritten in place with
-    bytes of the same length (the cross-reference offsets stay valid): the date becomes the fixed
-    one, the ID the MD5 of the file with its ID blanked."""
+    the creation and modification dates it takes from our FO's XMP) and derives the trailer's
+    ``/ID`` from the time: both are rewritten in place with bytes of the same length (the
+    cross-reference offsets stay valid): the dates become the fixed one, the ID the MD5 of the
+    file with its ID blanked."""
     with open(path, "rb") as handle:
         data = handle.read()
     fixed = FIXED_DATE.encode()
@@ -533,7 +591,8 @@ def check_fonts(pdf: str, style: dict, rel: str) -> list[str]:
     for family in wanted:
         if not any(name.replace("-", "").startswith(family.replace(" ", "")) for name in embedded):
             raise CoursewareError(
-                f"{rel}: the style's font {family!r} is not embedded (embedded: {', '.join(sorted(embedded)) or 'none'})"
+                f"{rel}: the style's font {family!r} is not embedded "
+                f"(embedded: {', '.join(sorted(embedded)) or 'none'})"
             )
     return sorted(embedded)
 
@@ -555,7 +614,9 @@ def run_fop(tools: Toolchain, style: dict, fo: str, pdf: str) -> None:
     lines = [line for line in text.splitlines() if "SEVERE" in line or "ERROR" in line or "Exception" in line]
     substituted = [line.strip() for line in text.splitlines() if "not found. Substituting" in line]
     if out.returncode != 0 or not os.path.isfile(pdf):
-        raise CoursewareError(f"fop failed (rc={out.returncode}): " + " | ".join((lines or text.splitlines())[-5:]))
+        raise CoursewareError(
+            f"fop failed (rc={out.returncode}): " + " | ".join((lines or text.splitlines())[-5:])
+        )
     if substituted:
         raise CoursewareError(
             f"fop substituted fonts (declare them in {style['xconf']}): " + " | ".join(substituted[:3])
@@ -581,9 +642,9 @@ def _xhtml_fix(path: str, title: str | None) -> None:
         for header in body.iterfind(".//h:div[@class='titlepage']", ns):
             header.getparent().remove(header)
             break
-    for obj in list(root.iter("{%s}object" % XHTML)):
+    for obj in list(root.iter(f"{{{XHTML}}}object")):
         if obj.get("type") == "image/svg+xml" and obj.get("data"):
-            img = etree.Element("{%s}img" % XHTML, src=obj.get("data"), alt="")
+            img = etree.Element(f"{{{XHTML}}}img", src=obj.get("data"), alt="")
             if obj.get("style"):
                 img.set("style", obj.get("style"))
             img.tail = obj.tail
@@ -596,7 +657,7 @@ def _xhtml_fix(path: str, title: str | None) -> None:
 def _copy_images(tree, course: dict, dest: str) -> list[str]:
     """The images the book uses, copied to ``dest`` under their paths from the course folder."""
     copied = []
-    for image in tree.getroot().iter("{%s}imagedata" % DB):
+    for image in tree.getroot().iter(f"{{{DB}}}imagedata"):
         src = source_of(image, course["dir"], course["book"])
         rel = os.path.normpath(os.path.join(os.path.dirname(src), image.get("fileref")))
         target = os.path.join(dest, rel)
@@ -695,7 +756,10 @@ def build_course(course_dir: str, style: dict, tools: Toolchain, out_dir: str) -
             _transform(
                 tools.xslt["moodle"],
                 tree,
-                dict(common, **{"base.dir": chunks + "/", "cw.subchapters": "1" if course["subchapters"] else "0"}),
+                dict(
+                    common,
+                    **{"base.dir": chunks + "/", "cw.subchapters": "1" if course["subchapters"] else "0"},
+                ),
                 f"{name}: Moodle book",
             )
             for extra in ("index.html", "docbook.css"):
@@ -722,7 +786,9 @@ def build_course(course_dir: str, style: dict, tools: Toolchain, out_dir: str) -
             web = os.path.join(stage, "html")
             os.makedirs(web)
             logo = "logo" + os.path.splitext(style["logo"])[1]
-            result = _transform(tools.xslt["web"], tree, dict(common, **{"cw.logo": logo}), f"{name}: web page")
+            result = _transform(
+                tools.xslt["web"], tree, dict(common, **{"cw.logo": logo}), f"{name}: web page"
+            )
             _write(result, os.path.join(web, "index.html"))
             _xhtml_fix(os.path.join(web, "index.html"), None)
             shutil.copyfile(style["logo"], os.path.join(web, logo))
@@ -797,7 +863,9 @@ def build_batch(
     """Build ``courses`` (all of the customer's when None) side by side; publish each one that
     built. A course that fails is reported with its reason; the others still build."""
     if not CUSTOMER.match(customer or ""):
-        raise CoursewareError(f"customer {customer!r} is not a customer name (a-z, 0-9, starting with a letter)")
+        raise CoursewareError(
+            f"customer {customer!r} is not a customer name (a-z, 0-9, starting with a letter)"
+        )
     if not os.path.isdir(courseware_dir):
         raise CoursewareError(f"{courseware_dir}: no courseware folder")
     style = load_style(os.path.join(courseware_dir, "styles"), customer)
@@ -807,7 +875,11 @@ def build_batch(
         if not courses:
             raise CoursewareError(f"{courseware_dir}: no course names customer {customer} in its course.yml")
     else:
-        unknown = [c for c in courses if not NAME.match(str(c)) or not os.path.isfile(os.path.join(courseware_dir, c, "course.yml"))]
+        unknown = [
+            c
+            for c in courses
+            if not NAME.match(str(c)) or not os.path.isfile(os.path.join(courseware_dir, c, "course.yml"))
+        ]
         if unknown:
             raise CoursewareError(
                 f"unknown course {', '.join(map(repr, unknown))}: the courses of customer {customer} are "
@@ -828,7 +900,9 @@ def build_batch(
             built = build_course(os.path.join(courseware_dir, course), style, tools, out_dir)
             if store_spec is not None:
                 store = stores[course]
-                built["published"] = publish(store, built["version"], built["bundle"], built["manifest"], built["sha256"])
+                built["published"] = publish(
+                    store, built["version"], built["bundle"], built["manifest"], built["sha256"]
+                )
                 built["store"] = store.where
             built["failed"] = False
             return built
