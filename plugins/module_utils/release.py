@@ -420,11 +420,16 @@ def _tarinfo(name: str, path: str | None) -> tarfile.TarInfo:
     return info
 
 
-def write_bundle(entries: list[tuple[str, str | None]], manifest: dict, dest: str) -> str:
-    """Write the deterministic tar.gz to ``dest`` (via a temporary file) and return its sha256."""
+def write_bundle(
+    entries: list[tuple[str, str | None]], manifest: dict, dest: str, manifest_member: str = MANIFEST_MEMBER
+) -> str:
+    """Write the deterministic tar.gz to ``dest`` (via a temporary file) and return its sha256.
+    The manifest is its last member, ``manifest_member`` (a courseware bundle has its own)."""
     partial = dest + ".partial"
     body = (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()
-    members = [*entries, (os.path.dirname(MANIFEST_MEMBER), None)]
+    members = list(entries)
+    if os.path.dirname(manifest_member):
+        members.append((os.path.dirname(manifest_member), None))
     members.sort(key=lambda item: item[0])
     # filename="" and mtime=0: the gzip header carries neither the file's name nor the time.
     with (
@@ -439,7 +444,7 @@ def write_bundle(entries: list[tuple[str, str | None]], manifest: dict, dest: st
                     tar.addfile(info, handle)
             else:
                 tar.addfile(info)
-        info = _tarinfo(MANIFEST_MEMBER, None)
+        info = _tarinfo(manifest_member, None)
         info.type, info.mode, info.size = tarfile.REGTYPE, 0o644, len(body)
         tar.addfile(info, io.BytesIO(body))
     os.replace(partial, dest)

@@ -196,6 +196,33 @@ CASES = {
     "promote_courses: no courses": ("promote_courses.yml", {"customer": "acme", "courses": []}, "courses"),
     # build_release.yml
     "build_release: no manifest": ("build_release.yml", {}, "give the release manifest"),
+    # build_courseware.yml
+    "build_courseware: no customer": ("build_courseware.yml", {}, "build_courseware takes -e customer"),
+    "build_courseware: unknown customer": (
+        "build_courseware.yml",
+        {"customer": "initech"},
+        "unknown customer initech",
+    ),
+    "build_courseware: customer with shell metacharacters": (
+        "build_courseware.yml",
+        {"customer": "acme$(id)"},
+        "build_courseware takes -e customer",
+    ),
+    "build_courseware: course with traversal": (
+        "build_courseware.yml",
+        {"customer": "acme", "course": "../../etc"},
+        "is not a course name",
+    ),
+    "build_courseware: 5,000-character course": (
+        "build_courseware.yml",
+        {"customer": "acme", "course": HUGE},
+        "is not a course name",
+    ),
+    "build_courseware: unknown course": (
+        "build_courseware.yml",
+        {"customer": "acme", "course": "nosuch"},
+        "unknown course 'nosuch'",
+    ),
     # backup_bucket.yml, backup_principals.yml
     "backup_bucket: bad bucket name": ("backup_bucket.yml", {"backup_store": BAD_STORE}, "Bad_Bucket!"),
     "backup_bucket: unknown object lock mode": (
