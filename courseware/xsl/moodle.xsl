@@ -24,6 +24,8 @@
   <xsl:param name="generate.id.attributes" select="1"/>
   <xsl:param name="make.clean.html" select="1"/>
   <xsl:param name="docbook.css.link" select="0"/>
+  <!-- no docbook.css written beside the output (or into the working folder, without base.dir) -->
+  <xsl:param name="docbook.css.source" select="''"/>
   <xsl:param name="docbook.css.source" select="''"/>
   <xsl:param name="html.stylesheet" select="'courseware.css'"/>
   <xsl:param name="xref.with.number.and.title" select="1"/>

@@ -13,6 +13,8 @@
   <xsl:param name="cw.logo" select="''"/>
   <xsl:param name="cw.publisher" select="''"/>
   <xsl:param name="docbook.css.link" select="0"/>
+  <!-- no docbook.css written beside the output (or into the working folder, without base.dir) -->
+  <xsl:param name="docbook.css.source" select="''"/>
   <xsl:param name="html.stylesheet" select="'courseware.css'"/>
   <xsl:param name="generate.toc">book toc,title,figure,table,example</xsl:param>
   <xsl:param name="generate.consistent.ids" select="1"/>

@@ -762,9 +762,8 @@ def build_course(course_dir: str, style: dict, tools: Toolchain, out_dir: str) -
                 ),
                 f"{name}: Moodle book",
             )
-            for extra in ("index.html", "docbook.css"):
-                if os.path.exists(os.path.join(chunks, extra)):
-                    os.unlink(os.path.join(chunks, extra))
+            if os.path.exists(os.path.join(chunks, "index.html")):
+                os.unlink(os.path.join(chunks, "index.html"))
             pages = sorted(n for n in os.listdir(chunks) if n.endswith(".html"))
             top = [n for n in pages if not n.endswith("_sub.html")]
             if len(top) != len(chapters):

@@ -75,7 +75,12 @@ def copy_courseware(tmp_path: Path, *courses: str) -> Path:
 def sample(tmp_path_factory) -> dict:
     """The sample course built once, published to a folder store, and unpacked."""
     tmp = tmp_path_factory.mktemp("courseware")
-    result = build(COURSEWARE, tmp / "build", [SAMPLE], tmp / "store")
+    workdir = tmp / "workdir"
+    workdir.mkdir()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(workdir)  # the build writes only into its own folders, never where it runs
+        result = build(COURSEWARE, tmp / "build", [SAMPLE], tmp / "store")
+    assert list(workdir.iterdir()) == []
     assert result["failed"] == [], result["courses"]
     built = result["courses"][0]
     unpacked = tmp / "unpacked"
