@@ -283,11 +283,6 @@ def test_the_role_refuses_deliver_on_qa_before_config_php_changes(mail):
     assert RELAY_PASSWORD not in render.stdout + render.stderr
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="playbooks/audit.yml's first play prints the site records (vars: db_password, "
-    "lms_smtp_password) in its set_fact and add_host results at -v (not this slice's file)",
-)
 def test_the_audit_prints_no_secret_at_v(mail):
     audit = playbook(mail, str(REPO / "playbooks/audit.yml"), "-v", "-e", "site=acme-live")
     assert audit.returncode == 0, audit.tail
