@@ -192,6 +192,29 @@ def test_config_argument_errors(capsys):
     assert result["failed"] and "name" in result["msg"]
 
 
+def test_config_shows_an_empty_secret_and_masks_a_set_one(capsys):
+    mod = load("lms_config")
+    site = FakeSite(
+        {
+            "config_get": {
+                "settings": [
+                    {"name": "dbpass", "component": "enrol_database", "value": "", "forced": True},
+                    {
+                        "name": "turnitinapikey",
+                        "component": "plagiarism_turnitinsim",
+                        "value": "k3y",
+                        "forced": True,
+                    },
+                ]
+            }
+        }
+    )
+    read = [{"name": "dbpass", "component": "enrol_database"}, {"name": "turnitinapikey", "component": "x"}]
+    result = run(mod, {"path": "/x", "read": read}, capsys, site)
+    assert [s["after"] for s in result["settings"]] == ["", "********"]
+    assert "k3y" not in json.dumps(result)
+
+
 def test_user_sends_password_to_the_helper_only(capsys):
     mod = load("lms_user")
     answer = {
