@@ -815,3 +815,33 @@ def test_the_example_estate_shows_a_qa_divert_and_live_smtp():
     assert live["smtphosts"] == "smtp.provider.example:587" and live["smtpsecure"] == "tls"
     assert own_plugins(policy(sites["globex-dev"])["config"]) == {"theme_boost": {"brandcolor": "#00539b"}}
 
+
+def test_the_example_estate_has_a_customer_whose_qa_has_bbb_and_turnitin_sandbox_and_dev_none():
+    sites = {s["name"]: s for s in estate_sites("example")}
+    qa = policy(sites["acme-qa"], live=sites["acme-live"])
+    assert qa["problems"] == []
+    config = qa["config"]
+    assert config["bigbluebuttonbn_server_url"] == "https://bbb-test.acme.example/bigbluebutton/"
+    # secrets are references to Vault variables, never in the estate file
+    assert config["bigbluebuttonbn_shared_secret"] == "{{ vault_acme_qa_bbb_shared_secret }}"
+    tii = config["forced_plugin_settings"]["plagiarism_turnitin"]
+    assert tii["enabled"] == "1" and tii["plagiarism_turnitin_apiurl"] == "https://sandbox.turnitin.com"
+    assert tii["plagiarism_turnitin_secretkey"].startswith("{{ vault_")
+    assert config["forced_plugin_settings"]["enrol_database"]["dbhost"] == "sis-test.acme.example"
+    assert {"component": "mod_bigbluebuttonbn", "enabled": True} in qa["plugins"]
+    dev = policy(sites["acme-dev"], live=sites["acme-live"])
+    assert dev["problems"] == []
+    assert dev["config"]["bigbluebuttonbn_server_url"] == ""
+    assert dev["config"]["forced_plugin_settings"]["plagiarism_turnitin"]["enabled"] == "0"
+    assert dev["config"]["forced_plugin_settings"]["enrol_database"]["dbhost"] == ""
+    assert all(not p["enabled"] for p in dev["plugins"])
+    live = policy(sites["acme-live"])["config"]
+    assert live["forced_plugin_settings"]["plagiarism_turnitin"]["plagiarism_turnitin_apiurl"] == (
+        "https://api.turnitinuk.com"
+    )
+    # QA pointed at Live's student records would be refused
+    wrong = copy.deepcopy(sites["acme-qa"])
+    wrong["vars"]["lms_integrations"]["enrol_database"]["settings"].update(
+        dbhost="sis.acme.example", dbname="sis"
+    )
+    assert "where acme-live connects" in "; ".join(policy(wrong, live=sites["acme-live"])["problems"])
