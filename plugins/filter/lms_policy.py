@@ -294,7 +294,8 @@ def _integration_problems(site: dict, tier: str, policy: dict, live: dict, live_
     tools = policy["lms_integrations"]
     if not isinstance(tools, dict):
         return [
-            f"site {name}: lms_integrations must be {{tool: {{enabled: …, settings: …}}}} (got {tools!r})"
+            f"site {name}: lms_integrations must be {{tool: {{enabled: …, settings: …}}}} "
+            f"(got {type(tools).__name__})"
         ]
     for tool, state in tools.items():
         where = f"lms_integrations.{tool}"
@@ -302,8 +303,14 @@ def _integration_problems(site: dict, tier: str, policy: dict, live: dict, live_
             say(f"site {name}: lms_integrations: unknown tool {tool!r} (the tools are {', '.join(TOOLS)})")
             continue
         spec = TOOLS[tool]
+        # (what was given is named by its type or keys, never shown: it may hold secrets)
         if not isinstance(state, dict) or set(state) - set(TOOL_KEYS):
-            say(f"site {name}: {where} must be {{enabled: true|false, settings: {{…}}}} (got {state!r})")
+            got = (
+                "keys " + ", ".join(sorted(map(str, state)))
+                if isinstance(state, dict)
+                else type(state).__name__
+            )
+            say(f"site {name}: {where} must be {{enabled: true|false, settings: {{…}}}} (got {got})")
             continue
         enabled, settings = state.get("enabled"), state.get("settings")
         if not isinstance(enabled, bool):
@@ -312,7 +319,7 @@ def _integration_problems(site: dict, tier: str, policy: dict, live: dict, live_
         if settings is None:
             settings = {}
         if not isinstance(settings, dict):
-            say(f"site {name}: {where}.settings must be {{setting: value}} (got {settings!r})")
+            say(f"site {name}: {where}.settings must be {{setting: value}} (got {type(settings).__name__})")
             continue
         bad = False
         for key, value in settings.items():
@@ -378,8 +385,9 @@ def _integration_problems(site: dict, tier: str, policy: dict, live: dict, live_
         mine = _endpoint(tool, settings)
         if tier != "live" and mine and live.get(tool) == mine:
             keys = " and ".join(spec["endpoint"])
+            verb = "point" if len(spec["endpoint"]) > 1 else "points"
             say(
-                f"site {name}: {where}.settings {keys} point at {'/'.join(mine)}, where {live_name} "
+                f"site {name}: {where}.settings {keys} {verb} at {'/'.join(mine)}, where {live_name} "
                 f"connects: {tier} uses a sandbox or test instance of its own, never Live's"
             )
     plugins = policy["lms_plugin_config"]

@@ -456,6 +456,21 @@ def test_bad_integrations_are_refused_naming_site_and_key(integrations, message)
     assert message in problems(site("qa", lms_integrations=integrations))
 
 
+def test_a_malformed_tool_is_refused_without_showing_its_settings():
+    bad = {"enabled": True, "settings": {"bigbluebuttonbn_shared_secret": "s3cret"}, "url": "x"}
+    text = problems(site("qa", lms_integrations={"mod_bigbluebuttonbn": bad}))
+    assert (
+        "mod_bigbluebuttonbn must be {enabled: true|false, settings: {…}} (got keys enabled, settings, url)"
+        in text
+    )
+    assert "s3cret" not in text
+    text = problems(site("qa", lms_integrations=["s3cret"]))
+    assert "(got list)" in text and "s3cret" not in text
+    assert "s3cret" not in problems(
+        site("qa", lms_integrations={"auth_db": {"enabled": False, "settings": "s3cret"}})
+    )
+
+
 def test_a_disabled_tool_may_keep_settings_that_are_not_endpoints_or_credentials():
     record = site("qa", **tools(enrol_database={"enabled": False, "settings": {"dbtype": "pgsql"}}))
     result = policy(record)
@@ -526,7 +541,7 @@ def test_qa_and_dev_may_not_connect_where_the_customers_live_does():
     same_host["settings"]["bigbluebuttonbn_server_url"] = "https://BBB.acme.example/other/"
     text = problems(site("qa", lms_integrations={"mod_bigbluebuttonbn": same_host}), live=live)
     assert (
-        "site acme-qa: lms_integrations.mod_bigbluebuttonbn.settings bigbluebuttonbn_server_url point at "
+        "site acme-qa: lms_integrations.mod_bigbluebuttonbn.settings bigbluebuttonbn_server_url points at "
         "bbb.acme.example, where acme-live connects: qa uses a sandbox or test instance of its own, "
         "never Live's" in text
     )
