@@ -121,7 +121,13 @@ function lms_op_plugin_state($in) {
         $before = $installed ? $info->is_enabled() === true : null;
         $want = isset($p['enabled']) ? (bool)$p['enabled'] : null;
         $class = core_plugin_manager::resolve_plugininfo_class($type);
-        if ($want !== null && $installed && !$class::plugintype_supports_disabling()) {
+        if ($want !== null && $installed && $before !== $want && !method_exists($class, 'enable_plugin')) {
+            // (Moodle < 3.11 and Totara: no enable_plugin() for scripts; the admin UI switches it)
+            lms_fail("this site's code cannot enable or disable $component from a script (its plugin manager"
+                . " has no enable_plugin()): switch it in the admin UI (nothing was changed)");
+        }
+        if ($want !== null && $installed && method_exists($class, 'plugintype_supports_disabling')
+                && !$class::plugintype_supports_disabling()) {
             lms_fail("plugins of type $type are not enabled or disabled through Moodle's plugin manager"
                 . " ($component: its own settings say whether it is on)");
         }
