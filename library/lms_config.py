@@ -80,8 +80,8 @@ options:
 notes:
   - Supports check mode and diff mode.
   - Values of settings whose names look like secrets (C(pass), C(secret), C(token), C(key)) are
-    masked in the diff and the result. The task's arguments still hold the value, so set the task
-    keyword C(no_log) on tasks that set secrets.
+    masked in the diff and the result (an empty value is shown as it is). The task's arguments
+    still hold the value, so set the task keyword C(no_log) on tasks that set secrets.
 seealso:
   - module: lms_facts
 """
@@ -254,7 +254,8 @@ def main():
     for item in results:
         if SECRET.search(item["name"]):
             for key in ("before", "after"):
-                item[key] = None if item[key] is None else "********"
+                # (an empty value reveals nothing: a tool whose credentials are forced empty shows '')
+                item[key] = item[key] if item[key] in (None, "") else "********"
     diff = {
         "before": "".join(
             f"{setting_label(i['name'], i['component'])} = {i['before']!r}\n" for i in results if i["changed"]

@@ -53,6 +53,13 @@ def estate(moodle_site, s3_endpoint, lms):
     try:
         live.other_users = other_users(live)
         seed(live, LEARNERS)
+        # Live's own Turnitin Integrity webhook and BigBlueButton on: a QA copy has neither (the
+        # restore unsets the webhook; QA's tier policy switches BigBlueButton off, its default).
+        live.php_eval(
+            "set_config('turnitin_webhook_id', 'live-hook', 'plagiarism_turnitinsim');"
+            "set_config('turnitin_webhook_secret', 'live-hook-secret', 'plagiarism_turnitinsim');"
+            "core\\plugininfo\\mod::enable_plugin('bigbluebuttonbn', 1);"
+        )
         # A file in filedir, as every real site has (lms_restore fails on a backup without any).
         live.php_eval(
             "get_file_storage()->create_file_from_string(['contextid' => context_system::instance()->id,"
@@ -205,6 +212,16 @@ def test_refresh_from_live(estate):
     identity = "echo $CFG->siteidentifier;"
     live_id, qa_id = (s.php_eval(identity).stdout.strip().splitlines()[-1] for s in (estate["live"], qa))
     assert qa_id != live_id and qa_id.endswith("127.0.0.1"), (qa_id, live_id)
+    tools = (
+        "echo json_encode([get_config('plagiarism_turnitinsim', 'turnitin_webhook_id'),"
+        " get_config('plagiarism_turnitinsim', 'turnitin_webhook_secret'),"
+        " core_plugin_manager::instance()->get_plugin_info('mod_bigbluebuttonbn')->is_enabled()]);"
+    )
+    live_tools, qa_tools = (
+        json.loads(s.php_eval(tools).stdout.strip().splitlines()[-1]) for s in (estate["live"], qa)
+    )
+    assert live_tools == ["live-hook", "live-hook-secret", True]
+    assert qa_tools == [False, False, False]
     state = qa_state(estate)
     assert state["maintenance"] is False
     record = state["record"]

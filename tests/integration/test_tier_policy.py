@@ -9,6 +9,16 @@ and QA and not on Live, and playbooks/audit.yml (the real playbook, through the 
 fails naming the site and setting once config.php is edited by hand. Cron per tier: the estate
 switches QA's off (lms_cron: false), and admin/cli/cron.php there runs no task, whatever
 cron.php --enable says.
+
+Integrations (lms_integrations): acme's QA has BigBlueButton (core), Turnitin's sandbox and a test
+student records database, its Live the production ones, its Dev none. Per tier Moodle's own API
+reads them back - get_config(), BigBlueButton's own config::get(), the plugin manager's is_enabled()
+for what the role switches in the database (lms_integrations entry point `integrations`).
+plagiarism_turnitin is not part of Moodle: its forced settings are read back with get_config(),
+which answers from config.php whether or not the plugin is installed; that Turnitin itself acts on
+them is not shown here. A QA whose BigBlueButton points at Live's server is refused through the
+role (Live's record found through the inventory), and the audit names BigBlueButton switched off
+behind the policy's back (the plugin manager's state, which config.php cannot force).
 """
 
 from __future__ import annotations
@@ -53,6 +63,13 @@ RENDER = """
         mode: "0640"
       vars:
         lms_site: "{{{{ estate_site }}}}"
+    - name: The plugins the policy switches in the database (BigBlueButton, enrolment sources)
+      ansible.builtin.include_role:
+        name: lms
+        tasks_from: integrations
+      vars:
+        lms_site: "{{{{ estate_site }}}}"
+      when: integrations | default(true) | bool
 """
 
 READ = """
@@ -80,7 +97,85 @@ NAMES = [
     ("core", "cron_enabled"),
     ("core", "cronclionly"),
     ("tool_recyclebin", "coursebinenable"),
+    ("core", "bigbluebuttonbn_server_url"),
+    ("core", "bigbluebuttonbn_shared_secret"),
+    ("core", "enableplagiarism"),
+    ("plagiarism_turnitin", "enabled"),
+    ("plagiarism_turnitin", "plagiarism_turnitin_apiurl"),
+    ("plagiarism_turnitin", "plagiarism_turnitin_accountid"),
+    ("plagiarism_turnitin", "plagiarism_turnitin_secretkey"),
+    ("plagiarism_turnitinsim", "enabled"),
+    ("plagiarism_turnitinsim", "turnitinapikey"),
+    ("assignsubmission_maharaws", "disabled"),
+    ("assignsubmission_maharaws", "force_global_credentials"),
+    ("assignsubmission_maharaws", "url"),
+    ("enrol_database", "dbhost"),
+    ("enrol_database", "dbname"),
+    ("enrol_database", "dbpass"),
+    ("auth_db", "host"),
+    ("enrol_flatfile", "location"),
 ]
+# What the tools themselves see: BigBlueButton's own reading of its configuration, and the plugin
+# manager's answer for the plugins whose enabled state is in the database.
+TOOLS_READ = """
+$pm = core_plugin_manager::instance();
+$out = ['bbb_server_url' => \\mod_bigbluebuttonbn\\local\\config::get('server_url'),
+        'bbb_shared_secret_set' => \\mod_bigbluebuttonbn\\local\\config::get('shared_secret') !== ''];
+foreach (['mod_bigbluebuttonbn', 'enrol_database', 'auth_db', 'enrol_flatfile'] as $c) {
+    $out[$c] = $pm->get_plugin_info($c)->is_enabled() === true;
+}
+$out['enrol_plugins_enabled'] = $CFG->enrol_plugins_enabled;
+echo json_encode($out);
+"""
+BBB_QA_URL = "https://bbb-test.acme.example/bigbluebutton/"
+BBB_LIVE_URL = "https://bbb.acme.example/bigbluebutton/"
+TII_SANDBOX = "https://sandbox.turnitin.com"
+INTEGRATIONS = {
+    "qa": {
+        "mod_bigbluebuttonbn": {
+            "enabled": True,
+            "settings": {
+                "bigbluebuttonbn_server_url": BBB_QA_URL,
+                "bigbluebuttonbn_shared_secret": "bbb-qa-s3cret",
+            },
+        },
+        "plagiarism_turnitin": {
+            "enabled": True,
+            "settings": {
+                "plagiarism_turnitin_apiurl": TII_SANDBOX,
+                "plagiarism_turnitin_accountid": "90210",
+                "plagiarism_turnitin_secretkey": "tii-qa-s3cret",
+            },
+        },
+        "enrol_database": {
+            "enabled": True,
+            "settings": {
+                "dbtype": "postgres",
+                "dbhost": "sis-test.acme.example",
+                "dbname": "sis_test",
+                "dbpass": "sis-qa-s3cret",
+            },
+        },
+    },
+    "live": {
+        "mod_bigbluebuttonbn": {
+            "enabled": True,
+            "settings": {
+                "bigbluebuttonbn_server_url": BBB_LIVE_URL,
+                "bigbluebuttonbn_shared_secret": "bbb-s3cret",
+            },
+        },
+        "plagiarism_turnitin": {
+            "enabled": True,
+            "settings": {
+                "plagiarism_turnitin_apiurl": "https://api.turnitinuk.com",
+                "plagiarism_turnitin_accountid": "90209",
+                "plagiarism_turnitin_secretkey": "tii-s3cret",
+            },
+        },
+    },
+}
+SECRETS = ("bbb-qa-s3cret", "tii-qa-s3cret", "sis-qa-s3cret", "bbb-s3cret", "tii-s3cret")
 
 
 @pytest.fixture(scope="module")
@@ -136,9 +231,13 @@ def estate(moodle_site):
                                     "lms_mail": "divert",
                                     "lms_mail_divert_to": QA_INBOX,
                                     "lms_cron": False,  # cron per tier: QA's switched off
+                                    "lms_integrations": INTEGRATIONS["qa"],
                                 }
                             },
-                            "live": {"maintenance_windows": ["* 00:00-24:00 UTC"]},
+                            "live": {
+                                "maintenance_windows": ["* 00:00-24:00 UTC"],
+                                "vars": {**site_vars, "lms_integrations": INTEGRATIONS["live"]},
+                            },
                         },
                     }
                 },
@@ -157,7 +256,7 @@ def estate(moodle_site):
     remove_clone(clone)
 
 
-def playbook(estate, *args: str) -> subprocess.CompletedProcess:
+def playbook(estate, *args: str, inventory: str = "estate.yml") -> subprocess.CompletedProcess:
     env = ansible_env(
         ANSIBLE_CACHE_PLUGIN="memory",
         ANSIBLE_INVENTORY_CACHE="false",
@@ -165,7 +264,7 @@ def playbook(estate, *args: str) -> subprocess.CompletedProcess:
         PHP_INI_SCAN_DIR=estate["clone"].env()["PHP_INI_SCAN_DIR"],
     )
     return ansible_playbook(
-        "-i", str(estate["base"] / "estate.yml"), "-e", f"@{estate['base'] / 'extra.json'}", *args, env=env
+        "-i", str(estate["base"] / inventory), "-e", f"@{estate['base'] / 'extra.json'}", *args, env=env
     )
 
 
@@ -188,6 +287,10 @@ def use_tier(estate, tier: str) -> Path:
 def read_back(clone) -> dict:
     code = READ % json.dumps([list(n) for n in NAMES])
     return json.loads(clone.php_eval(code).stdout.strip().splitlines()[-1])
+
+
+def tools_read(clone) -> dict:
+    return json.loads(clone.php_eval(TOOLS_READ).stdout.strip().splitlines()[-1])
 
 
 def page(url: str) -> str:
@@ -232,6 +335,57 @@ SECURITY = {
     "core/cronclionly": ["1", True],  # admin/cron.php over the web ignores cron_enabled
     "tool_recyclebin/coursebinenable": ["0", True],  # lms_plugin_config -> forced_plugin_settings
 }
+OFF = ["", True]  # a tool that is off: its endpoint and credentials forced empty
+TOOLS_OFF = {
+    "core/bigbluebuttonbn_server_url": OFF,
+    "core/bigbluebuttonbn_shared_secret": OFF,
+    "plagiarism_turnitin/enabled": ["0", True],
+    "plagiarism_turnitin/plagiarism_turnitin_apiurl": OFF,
+    "plagiarism_turnitin/plagiarism_turnitin_accountid": OFF,
+    "plagiarism_turnitin/plagiarism_turnitin_secretkey": OFF,
+    "plagiarism_turnitinsim/enabled": ["0", True],
+    "plagiarism_turnitinsim/turnitinapikey": OFF,
+    "assignsubmission_maharaws/disabled": ["1", True],
+    "assignsubmission_maharaws/force_global_credentials": ["1", True],
+    "assignsubmission_maharaws/url": OFF,
+    "enrol_database/dbhost": OFF,
+    "enrol_database/dbname": OFF,
+    "enrol_database/dbpass": OFF,
+    "auth_db/host": OFF,
+    "enrol_flatfile/location": OFF,
+}
+TOOLS_WANTED = {
+    "dev": TOOLS_OFF,
+    "qa": {
+        **TOOLS_OFF,
+        "core/bigbluebuttonbn_server_url": [BBB_QA_URL, True],
+        "core/bigbluebuttonbn_shared_secret": ["bbb-qa-s3cret", True],
+        "core/enableplagiarism": ["1", True],
+        "plagiarism_turnitin/enabled": ["1", True],
+        "plagiarism_turnitin/plagiarism_turnitin_apiurl": [TII_SANDBOX, True],
+        "plagiarism_turnitin/plagiarism_turnitin_accountid": ["90210", True],
+        "plagiarism_turnitin/plagiarism_turnitin_secretkey": ["tii-qa-s3cret", True],
+        "enrol_database/dbhost": ["sis-test.acme.example", True],
+        "enrol_database/dbname": ["sis_test", True],
+        "enrol_database/dbpass": ["sis-qa-s3cret", True],
+    },
+    "live": {
+        **TOOLS_OFF,
+        "core/bigbluebuttonbn_server_url": [BBB_LIVE_URL, True],
+        "core/bigbluebuttonbn_shared_secret": ["bbb-s3cret", True],
+        "core/enableplagiarism": ["1", True],
+        "plagiarism_turnitin/enabled": ["1", True],
+        "plagiarism_turnitin/plagiarism_turnitin_apiurl": ["https://api.turnitinuk.com", True],
+        "plagiarism_turnitin/plagiarism_turnitin_accountid": ["90209", True],
+        "plagiarism_turnitin/plagiarism_turnitin_secretkey": ["tii-s3cret", True],
+    },
+}
+# what the tools see, and the plugin manager (the role's lms_plugin, through enable_plugin())
+TOOLS_SEEN = {
+    "dev": {"bbb_server_url": "", "mod_bigbluebuttonbn": False, "enrol_database": False},
+    "qa": {"bbb_server_url": BBB_QA_URL, "mod_bigbluebuttonbn": True, "enrol_database": True},
+    "live": {"bbb_server_url": BBB_LIVE_URL, "mod_bigbluebuttonbn": True, "enrol_database": False},
+}
 # the drift each tier's test writes into config.php by hand, and the audit row that must name it
 LIVE_BANNER = "$CFG->additionalhtmltopofbody = '<div class=\"three-instance-banner\">x</div>';"
 HAND_EDITS = {
@@ -271,11 +425,33 @@ def test_tier_policy_in_config_php_read_back_from_moodle(estate, tier):
         assert found["core/noemailever"][1] is False  # diverted, not switched off
         assert "QA — not the live site" in banner
 
+    # The tier's third-party tools, as Moodle and the tools themselves read them.
+    for key, wanted in TOOLS_WANTED[tier].items():
+        assert found[key] == wanted, (key, found[key])
+    if tier == "dev":
+        assert found["core/enableplagiarism"][1] is False  # no plagiarism tool of the policy's: the admin's
+    seen = tools_read(clone)
+    assert {key: seen[key] for key in TOOLS_SEEN[tier]} == TOOLS_SEEN[tier]
+    assert seen["bbb_shared_secret_set"] == (tier != "dev")
+    assert ("database" in seen["enrol_plugins_enabled"].split(",")) == (tier == "qa")
+    assert seen["auth_db"] is False and seen["enrol_flatfile"] is False
+
     # The admin's CLI (and so the UI) cannot change a forced setting: cfg.php exits 4.
     for args in (
         ["--name=uninstallclionly", "--set=0"],
         ["--name=debug", "--set=15"],
         ["--component=tool_recyclebin", "--name=coursebinenable", "--set=1"],
+        [
+            "--name=bigbluebuttonbn_server_url",
+            "--set=https://test-install.blindsidenetworks.com/bigbluebutton/",
+        ],
+        # a plugin that is not installed: its forced settings are still forced
+        [
+            "--component=plagiarism_turnitin",
+            "--name=plagiarism_turnitin_apiurl",
+            "--set=https://api.turnitin.com",
+        ],
+        ["--component=enrol_database", "--name=dbhost", "--set=sis.acme.example"],
     ):
         proc = clone.cli("cfg.php", *args, check=False)
         assert proc.returncode == 4, (args, proc.stdout, proc.stderr)
@@ -298,6 +474,15 @@ def test_tier_policy_in_config_php_read_back_from_moodle(estate, tier):
     cron = WANTED[tier]["core/cron_enabled"][0]
     assert f"acme-{tier} | cron_enabled | {cron} (forced) | {cron} (forced) | ok" in audit.stdout
     assert "DRIFT" not in audit.stdout
+    on = "enabled" if tier != "dev" else "disabled"
+    assert (
+        f"acme-{tier} | mod_bigbluebuttonbn (enabled) | {on} (plugin manager) | {on} (plugin manager) | ok"
+        in audit.stdout
+    )
+    secret = "(secret, forced) | (set, forced)" if tier != "dev" else "'' (forced) | '' (forced)"
+    assert f"acme-{tier} | bigbluebuttonbn_shared_secret | {secret} | ok" in audit.stdout
+    assert f"acme-{tier} | plagiarism_turnitin/plagiarism_turnitin_apiurl |" in audit.stdout
+    assert not [s for s in SECRETS if s in audit.stdout + audit.stderr]  # the table never shows a secret
     checked = playbook(estate, str(REPO / "playbooks/audit.yml"), "--check", "-e", f"site=acme-{tier}")
     assert checked.returncode == 0 and "changed=0" in checked.stdout, checked.tail
 
@@ -356,3 +541,50 @@ def test_cron_off_by_policy_runs_no_task_and_cron_php_cannot_switch_it_back(esta
     one = clone.cli("scheduled_task.php", f"--execute={task}", check=False)
     assert one.returncode == 0, (one.stdout, one.stderr)
     assert task_activity(clone) != before
+
+
+def test_a_tool_switched_off_behind_the_policy_is_drift_and_converge_switches_it_back(estate):
+    """BigBlueButton's enabled state is the modules table's, which config.php cannot force: the admin
+    UI can switch it off. The audit names it; the role's `integrations` entry point switches it back."""
+    clone = estate["clone"]
+    use_tier(estate, "qa")
+    clone.php_eval("core\\plugininfo\\mod::enable_plugin('bigbluebuttonbn', 0);")  # what the admin UI calls
+    assert tools_read(clone)["mod_bigbluebuttonbn"] is False
+    drifted = playbook(estate, str(REPO / "playbooks/audit.yml"), "-e", "site=acme-qa")
+    assert drifted.returncode != 0
+    row = (
+        "acme-qa | mod_bigbluebuttonbn (enabled) | enabled (plugin manager) | disabled (plugin manager) "
+        "| DRIFT"
+    )
+    assert row in drifted.stdout, drifted.tail
+    assert "tier policy drift" in drifted.stdout
+    use_tier(estate, "qa")  # the role again: policy, config.php, integrations
+    assert tools_read(clone)["mod_bigbluebuttonbn"] is True
+    audit = playbook(estate, str(REPO / "playbooks/audit.yml"), "-e", "site=acme-qa")
+    assert audit.returncode == 0 and "DRIFT" not in audit.stdout, audit.tail
+
+
+def test_qa_pointed_where_live_connects_is_refused_by_the_role_and_nothing_changes(estate):
+    """The role finds acme-live's record in the inventory (its site group acme_live) and refuses a QA
+    whose BigBlueButton is Live's server, naming the site and the key; config.php stays as it was."""
+    shared = use_tier(estate, "qa")
+    before = shared.read_bytes()
+    data = yaml.safe_load((estate["base"] / "estate.yml").read_text())
+    qa_vars = data["customers"]["acme"]["tiers"]["qa"]["vars"]
+    qa_vars["lms_integrations"]["mod_bigbluebuttonbn"]["settings"]["bigbluebuttonbn_server_url"] = (
+        "https://BBB.acme.example/qa-room/"
+    )
+    (estate["base"] / "refused-estate.yml").write_text(yaml.safe_dump(data))
+    refused = playbook(
+        estate, "--limit", "hqa", str(estate["base"] / "render.yml"), inventory="refused-estate.yml"
+    )
+    assert refused.returncode != 0
+    message = (
+        "site acme-qa: lms_integrations.mod_bigbluebuttonbn.settings bigbluebuttonbn_server_url points at "
+        "bbb.acme.example, where acme-live connects: qa uses a sandbox or test instance of its own, "
+        "never Live's"
+    )
+    assert message in refused.stdout, refused.tail
+    assert "nothing was changed" in refused.stdout
+    assert not [s for s in SECRETS if s in refused.stdout + refused.stderr]
+    assert shared.read_bytes() == before

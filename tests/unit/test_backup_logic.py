@@ -338,3 +338,39 @@ def test_carry_grants_gives_the_staged_tree_the_live_grants(tmp_path):
     blocks = {b.split("\n")[0]: b for b in acl.split("\n\n") if b}
     assert "user:nobody:r--" in blocks[f"# file: {staged}/filedir/ab/abcd"]
     assert "default:user:nobody:r-x" in blocks[f"# file: {staged}/filedir/ab"]
+
+
+class _CfgSite:
+    def __init__(self):
+        self.calls = []
+
+    def cfg_set(self, name, value, component=None):
+        self.calls.append((component, name, value))
+
+
+def test_a_copy_of_another_site_gets_its_own_identity_and_no_turnitin_webhook(tmp_path):
+    for folder in ("cache", "localcache"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "bootstrap.php").write_text("<?php // old siteidentifier")
+    cfg = {
+        "wwwroot": "https://acme-qa.lms.example",
+        "cachedir": str(tmp_path / "cache"),
+        "localcachedir": str(tmp_path / "localcache"),
+        "forced_plugin_settings": {"plagiarism_turnitinsim": {"turnitinapiurl": "https://x"}},
+    }
+    site = _CfgSite()
+    restore.new_identity(site, cfg)
+    (component, name, value), *rest = site.calls
+    assert (component, name) == (None, "siteidentifier")
+    assert value.endswith("acme-qa.lms.example") and len(value) == 32 + len("acme-qa.lms.example")
+    # Turnitin Integrity registers a webhook of its own for the copy (QA), not Live's
+    assert rest == [
+        ("plagiarism_turnitinsim", "turnitin_webhook_id", None),
+        ("plagiarism_turnitinsim", "turnitin_webhook_secret", None),
+    ]
+    assert not any(tmp_path.glob("*/bootstrap.php"))
+    # a value config.php forces is the target's own: left alone (cfg.php would refuse it)
+    cfg["forced_plugin_settings"]["plagiarism_turnitinsim"]["turnitin_webhook_id"] = "qa-hook"
+    site = _CfgSite()
+    restore.new_identity(site, cfg)
+    assert [c[1] for c in site.calls] == ["siteidentifier", "turnitin_webhook_secret"]

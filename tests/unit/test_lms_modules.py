@@ -192,6 +192,86 @@ def test_config_argument_errors(capsys):
     assert result["failed"] and "name" in result["msg"]
 
 
+def test_config_shows_an_empty_secret_and_masks_a_set_one(capsys):
+    mod = load("lms_config")
+    site = FakeSite(
+        {
+            "config_get": {
+                "settings": [
+                    {"name": "dbpass", "component": "enrol_database", "value": "", "forced": True},
+                    {
+                        "name": "turnitinapikey",
+                        "component": "plagiarism_turnitinsim",
+                        "value": "k3y",
+                        "forced": True,
+                    },
+                ]
+            }
+        }
+    )
+    read = [{"name": "dbpass", "component": "enrol_database"}, {"name": "turnitinapikey", "component": "x"}]
+    result = run(mod, {"path": "/x", "read": read}, capsys, site)
+    assert [s["after"] for s in result["settings"]] == ["", "********"]
+    assert "k3y" not in json.dumps(result)
+
+
+def test_plugin_reads_and_sets_through_the_helper(capsys):
+    mod = load("lms_plugin")
+    answer = {
+        "plugins": [
+            {
+                "component": "mod_bigbluebuttonbn",
+                "installed": True,
+                "before": False,
+                "after": True,
+                "changed": True,
+            },
+            {
+                "component": "enrol_flatfile",
+                "installed": False,
+                "before": None,
+                "after": None,
+                "changed": False,
+            },
+        ]
+    }
+    site = FakeSite({"plugin_state": answer})
+    wanted = [
+        {"component": "mod_bigbluebuttonbn", "enabled": True},
+        {"component": "enrol_flatfile", "enabled": False},
+    ]
+    result = run(mod, {"path": "/x", "plugins": wanted, "_ansible_check_mode": True}, capsys, site)
+    assert site.calls == [("helper", "plugin_state", {"plugins": wanted, "check_mode": True})]
+    assert result["changed"] is True
+    assert result["diff"] == {
+        "before": "mod_bigbluebuttonbn: disabled\n",
+        "after": "mod_bigbluebuttonbn: enabled\n",
+    }
+    site = FakeSite({"plugin_state": {"plugins": [dict(answer["plugins"][1])]}})
+    result = run(mod, {"path": "/x", "read": ["enrol_flatfile"]}, capsys, site)
+    assert site.calls[0][2] == {
+        "plugins": [{"component": "enrol_flatfile", "enabled": None}],
+        "check_mode": False,
+    }
+    assert result["changed"] is False and result["plugins"][0]["installed"] is False
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ({"read": ["bigbluebutton"]}, "'bigbluebutton' is not a plugin component"),
+        ({"read": ["mod_x", "mod_x"]}, "mod_x is listed twice"),
+        ({"read": ["mod_x"], "plugins": [{"component": "mod_x", "enabled": True}]}, "mutually exclusive"),
+        ({"plugins": [{"component": "mod_x"}]}, "enabled"),
+    ],
+)
+def test_plugin_argument_errors(capsys, args, message):
+    site = FakeSite({})
+    result = run(load("lms_plugin"), {"path": "/x", **args}, capsys, site)
+    assert result["failed"] and message in result["msg"]
+    assert site.calls == []
+
+
 def test_user_sends_password_to_the_helper_only(capsys):
     mod = load("lms_user")
     answer = {

@@ -459,23 +459,42 @@ def _restore_into(site, cfg, manifest, marker, store, keys, content, settings, p
             "--shorten",
         )
     if (params.get("source_site") or params["site"]) != params["site"]:
-        # A copy of another site (QA refilled from Live) gets an identity of its own: Moodle keys
-        # caches, sessions and registrations (the mobile app, plagiarism services) on
-        # siteidentifier, which would otherwise be Live's. Moodle's own form: 32 random
-        # characters and the host.
-        site.cfg_set("siteidentifier", secrets.token_hex(16) + (urlsplit(cfg["wwwroot"]).hostname or ""))
-        # Moodle reads siteidentifier from its bootstrap.php caches before the database, and a
-        # purge rewrites them with the value it started with: drop them, so the purge below
-        # starts from the database and writes the new one. (Another web host of the site keeps
-        # its own local copy until its local cache is cleared: docs/backups.md.)
-        for folder in (cfg["cachedir"], cfg["localcachedir"]):
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(os.path.join(folder, "bootstrap.php"))
+        new_identity(site, cfg)
     for component, name, value in settings:
         site.cfg_set(name, None if value is None else str(value), component or None)
     site.cfg_set("restored_backup", marker, "three_instance")
     site.cli("purge_caches.php")
     return files
+
+
+#: Settings a plugin writes for the site it runs on and registers with an outside service under
+#: that site's address: a copy of another site starts without them, so that it registers its own
+#: instead of answering as the original (plagiarism_turnitinsim: the webhook Turnitin calls back,
+#: and the secret that signs its calls; the plugin's cron creates new ones when they are missing).
+CLONE_UNSET = (
+    ("plagiarism_turnitinsim", "turnitin_webhook_id"),
+    ("plagiarism_turnitinsim", "turnitin_webhook_secret"),
+)
+
+
+def new_identity(site: MoodleSite, cfg: dict) -> None:
+    """A copy of another site (QA refilled from Live) gets an identity of its own."""
+    # Moodle keys caches, sessions and registrations (the mobile app, plagiarism services) on
+    # siteidentifier, which would otherwise be Live's. Moodle's own form: 32 random characters and
+    # the host.
+    site.cfg_set("siteidentifier", secrets.token_hex(16) + (urlsplit(cfg["wwwroot"]).hostname or ""))
+    forced = cfg.get("forced_plugin_settings") or {}
+    for component, name in CLONE_UNSET:
+        # (unsetting what is not there changes nothing; a value config.php forces is the target's own)
+        if name not in (forced.get(component) or {}):
+            site.cfg_set(name, None, component)
+    # Moodle reads siteidentifier from its bootstrap.php caches before the database, and a purge
+    # rewrites them with the value it started with: drop them, so the purge that follows the
+    # restore starts from the database and writes the new one. (Another web host of the site keeps
+    # its own local copy until its local cache is cleared: docs/backups.md.)
+    for folder in (cfg["cachedir"], cfg["localcachedir"]):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(os.path.join(folder, "bootstrap.php"))
 
 
 def cfg_marker(site: MoodleSite) -> str | None:

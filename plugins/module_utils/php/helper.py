@@ -104,6 +104,57 @@ function lms_op_config_get($in) {
     return ['settings' => $out];
 }
 
+// Plugins' enabled state as Moodle's plugin manager keeps it (modules.visible, enrol_plugins_enabled,
+// auth, ...: in the database, not in config.php). Every plugin is checked before any is changed.
+function lms_op_plugin_state($in) {
+    $types = core_component::get_plugin_types();
+    $pm = core_plugin_manager::instance();
+    $plan = [];
+    foreach ($in['plugins'] as $p) {
+        $component = (string)$p['component'];
+        list($type, $name) = core_component::normalize_component($component);
+        if ($type === 'core' || !isset($types[$type])) {
+            lms_fail("$component is not a plugin component (no plugin type '$type')");
+        }
+        $info = $pm->get_plugin_info($component);
+        $installed = $info !== null && !empty($info->rootdir) && $info->versiondb !== null;
+        $before = $installed ? $info->is_enabled() === true : null;
+        $want = isset($p['enabled']) ? (bool)$p['enabled'] : null;
+        $class = core_plugin_manager::resolve_plugininfo_class($type);
+        if ($want !== null && $installed && $before !== $want && !method_exists($class, 'enable_plugin')) {
+            // (Moodle < 3.11 and Totara: no enable_plugin() for scripts; the admin UI switches it)
+            lms_fail("this site's code cannot enable or disable $component from a script (its plugin manager"
+                . " has no enable_plugin()): switch it in the admin UI (nothing was changed)");
+        }
+        if ($want !== null && $installed && method_exists($class, 'plugintype_supports_disabling')
+                && !$class::plugintype_supports_disabling()) {
+            lms_fail("plugins of type $type are not enabled or disabled through Moodle's plugin manager"
+                . " ($component: its own settings say whether it is on)");
+        }
+        if ($want === true && !$installed) {
+            lms_fail("$component is not installed on this site, so it cannot be enabled: add it to the"
+                . " release (nothing was changed)");
+        }
+        $plan[] = [$component, $type, $name, $installed, $before, $want, $class];
+    }
+    $out = [];
+    foreach ($plan as list($component, $type, $name, $installed, $before, $want, $class)) {
+        $after = $want === null || !$installed ? $before : $want;
+        if ($installed && $want !== null && $before !== $want && empty($in['check_mode'])) {
+            $class::enable_plugin($name, $want ? 1 : 0);
+            core_plugin_manager::reset_caches();
+            $pm = core_plugin_manager::instance();
+            $after = $pm->get_plugin_info($component)->is_enabled() === true;
+            if ($after !== $want) {
+                lms_fail("Moodle's plugin manager did not " . ($want ? 'enable' : 'disable') . " $component");
+            }
+        }
+        $out[] = ['component' => $component, 'installed' => $installed, 'before' => $before,
+                  'after' => $after, 'changed' => $installed && $want !== null && $before !== $want];
+    }
+    return ['plugins' => $out];
+}
+
 function lms_op_maintenance_status($in) {
     global $CFG;
     return [
