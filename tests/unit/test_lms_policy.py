@@ -238,7 +238,9 @@ def test_cron_per_tier_from_the_tier_policy_and_bad_values_refused():
 
 def test_audit_reports_cron_switched_back_on_by_hand():
     qa = policy(site("qa", lms_cron=False))
-    rows = lp.lms_policy_audit(qa["expect"], readback(qa, cron_enabled=("1", False)), "acme-qa")
+    rows = lp.lms_policy_audit(
+        qa["expect"], readback(qa, cron_enabled=("1", False)), "acme-qa", plugins_read(qa)
+    )
     assert [lp.lms_policy_table(r) for r in rows if not r["ok"]] == [
         "acme-qa | cron_enabled | 0 (forced) | 1 (not forced) | DRIFT"
     ]
