@@ -739,10 +739,34 @@ def lms_policy_table(row: dict) -> str:
     )
 
 
+def lms_policy_identities(identities, sites) -> list[dict]:
+    """One audit row per site of ``sites``: its ``siteidentifier`` must be set and its own among
+    ``identities`` ({site: siteidentifier} of every site audited). Moodle keys caches, sessions and
+    registrations on it; a copy that kept another site's would share them (the restore of another
+    site's backup gives the copy a new one). The identifier itself is not shown."""
+    identities = identities or {}
+    rows = []
+    for name in sites or []:
+        own = identities.get(name)
+        others = sorted(n for n, other in identities.items() if n != name and own and other == own)
+        found = "not set" if not own else ("shared with " + ", ".join(others)) if others else "its own"
+        rows.append(
+            {
+                "site": name,
+                "setting": "siteidentifier",
+                "wanted": "its own in the estate",
+                "found": found,
+                "ok": bool(own) and not others,
+            }
+        )
+    return rows
+
+
 class FilterModule:
     def filters(self):
         return {
             "lms_policy": lms_policy,
             "lms_policy_audit": lms_policy_audit,
             "lms_policy_table": lms_policy_table,
+            "lms_policy_identities": lms_policy_identities,
         }

@@ -471,6 +471,7 @@ def test_tier_policy_in_config_php_read_back_from_moodle(estate, tier):
     audit = playbook(estate, str(REPO / "playbooks/audit.yml"), "-e", f"site=acme-{tier}")
     assert audit.returncode == 0, audit.tail
     assert f"acme-{tier} | uninstallclionly | 1 (forced) | 1 (forced) | ok" in audit.stdout
+    assert f"acme-{tier} | siteidentifier | its own in the estate | its own | ok" in audit.stdout
     cron = WANTED[tier]["core/cron_enabled"][0]
     assert f"acme-{tier} | cron_enabled | {cron} (forced) | {cron} (forced) | ok" in audit.stdout
     assert "DRIFT" not in audit.stdout
@@ -588,3 +589,14 @@ def test_qa_pointed_where_live_connects_is_refused_by_the_role_and_nothing_chang
     assert "nothing was changed" in refused.stdout
     assert not [s for s in SECRETS if s in refused.stdout + refused.stderr]
     assert shared.read_bytes() == before
+
+
+def test_sites_that_share_one_identity_are_drift(estate):
+    """The three test sites are one database, so one siteidentifier: audited together (the whole
+    estate, no -e), each is named with the sites it shares it with, and the audit fails."""
+    audit = playbook(estate, str(REPO / "playbooks/audit.yml"))
+    assert audit.returncode != 0, audit.tail
+    for tier in TIERS:
+        others = ", ".join(sorted(f"acme-{t}" for t in TIERS if t != tier))
+        row = f"acme-{tier} | siteidentifier | its own in the estate | shared with {others} | DRIFT"
+        assert row in audit.stdout, audit.tail

@@ -936,3 +936,22 @@ def test_the_example_estate_has_a_customer_whose_qa_has_bbb_and_turnitin_sandbox
         dbhost="sis.acme.example", dbname="sis"
     )
     assert "where acme-live connects" in "; ".join(policy(wrong, live=sites["acme-live"])["problems"])
+
+
+# ------------------------------------------------------------------------------------------- identity
+
+
+def test_each_site_must_have_an_identity_of_its_own():
+    ids = {"acme-dev": "a1", "acme-qa": "b2", "acme-live": "b2", "globex-qa": None}
+    rows = lp.lms_policy_identities(ids, ["acme-dev", "acme-qa", "acme-live", "globex-qa"])
+    assert [lp.lms_policy_table(r) for r in rows] == [
+        "acme-dev | siteidentifier | its own in the estate | its own | ok",
+        "acme-qa | siteidentifier | its own in the estate | shared with acme-live | DRIFT",
+        "acme-live | siteidentifier | its own in the estate | shared with acme-qa | DRIFT",
+        "globex-qa | siteidentifier | its own in the estate | not set | DRIFT",
+    ]
+    # the identifier itself is never shown
+    assert not any("b2" in lp.lms_policy_table(r) for r in rows)
+    # a host reports its own sites; a site it does not serve gets no row here
+    assert lp.lms_policy_identities(ids, ["acme-dev"]) == rows[:1]
+    assert lp.lms_policy_identities({}, ["acme-dev"])[0]["found"] == "not set"
