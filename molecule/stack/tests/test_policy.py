@@ -11,9 +11,14 @@ Run (containers up): .venv/bin/pytest -p no:cacheprovider molecule/stack/tests/t
 from __future__ import annotations
 
 import subprocess
+import sys
 
 import pytest
-from stack_hosts import PHP, SITES, ansible, installed, run_in
+from stack_hosts import INVENTORY, PHP, REPO, SITES, ansible, installed, run_in
+
+# AWX's way of running a job template (ansible-runner; awx/controller.yml).
+sys.path.insert(0, str(REPO / "tests" / "integration"))
+from ansible_cli import awx_job
 
 pytestmark = pytest.mark.skipif(
     not installed(SITES),
@@ -51,6 +56,15 @@ def test_the_converged_estate_conforms():
     assert "DRIFT" not in run.stdout
     checked = audit("--check", "-e", "customer=acme")
     assert checked.returncode == 0 and "changed=0" in checked.stdout, checked.stdout[-3000:]
+
+
+def test_the_audit_runs_as_awx_runs_it(tmp_path):
+    """The "Audit the tier policy" job template (the nightly schedule's) through ansible-runner:
+    every site conforms, each with an identity of its own."""
+    out = awx_job("Audit the tier policy", {}, str(INVENTORY), tmp_path / "awx")
+    assert out.returncode == 0, out.tail
+    for site in SITES:
+        assert f"{site} | siteidentifier | its own in the estate | its own | ok" in out.stdout, out.tail
 
 
 @pytest.mark.parametrize("site", ["acme-dev", "acme-qa", "acme-live"])
