@@ -47,12 +47,13 @@ try:
         DirStore,
         ReleaseError,
         S3Store,
+        fetch_verified,
         publish,
         sha256_file,
         write_bundle,
     )
 except ImportError:  # unit tests and tools/: siblings on sys.path
-    from release import DirStore, ReleaseError, S3Store, publish, sha256_file, write_bundle
+    from release import DirStore, ReleaseError, S3Store, fetch_verified, publish, sha256_file, write_bundle
 
 
 #: The format of the bundle and its manifest (part of every version's hash: a new builder, new versions).
@@ -61,6 +62,8 @@ BUILDER = "three-instance courseware 1"
 FIXED_DATE = "2000-01-01T00:00:00Z"
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 MANIFEST_MEMBER = "courseware.json"
+#: The store's pointer to the version a course's last build made.
+LATEST = "latest"
 FORMATS = ("pdf", "moodle", "html")
 NAME = re.compile(r"\A[a-z0-9][a-z0-9_-]{0,62}\Z")
 CUSTOMER = re.compile(r"\A[a-z][a-z0-9]*\Z")
@@ -902,6 +905,8 @@ def build_batch(
                 built["published"] = publish(
                     store, built["version"], built["bundle"], built["manifest"], built["sha256"]
                 )
+                # what publish_courseware.yml takes for Dev and QA unless told a version
+                store.write_text(LATEST, built["version"] + "\n")
                 built["store"] = store.where
             built["failed"] = False
             return built
@@ -920,3 +925,64 @@ def build_batch(
         "tools": tools.versions,
         "seconds": round(time.monotonic() - started, 2),
     }
+
+
+def fetch_bundles(
+    store_spec: dict,
+    customer: str,
+    courseware_dir: str,
+    courses: list[str] | None,
+    versions: dict | None,
+    dest: str,
+    resolve_only: bool = False,
+) -> list[dict]:
+    """The bundles to publish, from the store into ``dest`` and verified: for each course (all of
+    the customer's when None) the version of ``versions`` (``{course: {version, sha256}}``, what QA
+    runs when Live takes it; a course missing there is refused) or else the last one built
+    (``latest``). With ``resolve_only`` only the courses and their Moodle names are returned."""
+    known = courses_of(courseware_dir, customer)
+    unknown = sorted(set(courses or []) - set(known))
+    if unknown:
+        raise CoursewareError(
+            f"unknown course {', '.join(map(repr, unknown))} (the courses of {customer}: "
+            f"{', '.join(known) or 'none'}); nothing was published"
+        )
+    courses = courses or known
+    if not courses:
+        raise CoursewareError(f"customer {customer} has no courses in {courseware_dir}")
+    out = []
+    for name in courses:
+        course = load_course(os.path.join(courseware_dir, name), customer)
+        entry = {"course": name, "shortname": course["shortname"], "title": course["title"]}
+        if resolve_only:
+            out.append(entry)
+            continue
+        store = courseware_store(store_spec, customer, name)
+        expected = None
+        if versions is not None:
+            given = versions.get(name)
+            if not given or not given.get("version"):
+                raise CoursewareError(
+                    f"{name}: the tier below runs no courseware of this course; publish it there first"
+                )
+            version, expected = given["version"], given.get("sha256")
+        else:
+            version = (store.read_text(LATEST) or "").strip()
+            if not version:
+                raise CoursewareError(
+                    f"{name}: nothing built for {customer} in {store.where} (playbooks/build_courseware.yml)"
+                )
+        try:
+            fetched = fetch_verified(store, version, dest, expected, manifest_member=MANIFEST_MEMBER)
+        except ReleaseError as exc:
+            raise CoursewareError(f"{name}: {exc}") from exc
+        if fetched["manifest"].get("customer") != customer or fetched["manifest"].get("course") != name:
+            raise CoursewareError(f"{name}: the store's {version} is not {customer}'s {name}")
+        entry.update(
+            version=version,
+            sha256=fetched["sha256"],
+            bundle=fetched["bundle"],
+            downloaded=fetched["downloaded"],
+        )
+        out.append(entry)
+    return out

@@ -584,9 +584,15 @@ class MoodleSite:
 
     def helper(self, op: str, params: dict | None = None, timeout=None) -> dict:
         """Run one operation of the PHP helper; its ``failed`` answers become :class:`MoodleError`."""
+        return self.operation("helper", HELPER_PHP, op, params, timeout)
+
+    def operation(self, name: str, program: str, op: str, params: dict | None = None, timeout=None) -> dict:
+        """Run operation ``op`` of a PHP program of ``php/`` that answers JSON after the marker
+        (the helper, the courseware loader), its parameters as JSON on stdin; its ``failed``
+        answers become :class:`MoodleError`."""
         self.require_config()
         result = self.run_php(
-            "helper", HELPER_PHP, self.config_php, op, stdin=json.dumps(params or {}), timeout=timeout
+            name, program, self.config_php, op, stdin=json.dumps(params or {}), timeout=timeout
         )
         try:
             data = parse_helper_output(result.stdout)

@@ -585,6 +585,21 @@ class DirStore:
     def fetch(self, release: str, dest: str) -> None:
         shutil.copyfile(self._file(release + ".tar.gz"), dest)
 
+    def write_text(self, name: str, text: str) -> None:
+        """A small file beside the bundles (a pointer such as courseware's ``latest``), atomically."""
+        os.makedirs(self.path, exist_ok=True)
+        partial = self._file("." + name + ".partial")
+        with open(partial, "w", encoding="utf-8") as out:
+            out.write(text)
+        os.replace(partial, self._file(name))
+
+    def read_text(self, name: str) -> str | None:
+        try:
+            with open(self._file(name), encoding="utf-8") as handle:
+                return handle.read()
+        except FileNotFoundError:
+            return None
+
 
 class S3Store:
     """An S3 bucket (AWS, moto, MinIO) as the artifact store: the backup store's client and writes
@@ -639,6 +654,22 @@ class S3Store:
                 f"release store {self.where}: cannot download {release}.tar.gz: {exc}"
             ) from exc
 
+    def write_text(self, name: str, text: str) -> None:
+        """A small object beside the bundles (a pointer such as courseware's ``latest``)."""
+        try:
+            self.store.put(self._key(name, ""), text.encode(), "text/plain")
+        except StoreError as exc:
+            raise ReleaseError(f"release store {self.where}: cannot write {name}: {exc}") from exc
+
+    def read_text(self, name: str) -> str | None:
+        key = self._key(name, "")
+        try:
+            if self.store.head_size(key) is None:
+                return None
+            return self.store.get(key).decode()
+        except StoreError as exc:
+            raise ReleaseError(f"release store {self.where}: {exc}") from exc
+
 
 #: The module option describing the store: the same dict as the backup modules' (doc fragment lms_store).
 STORE_ARG = store_arg()
@@ -664,7 +695,13 @@ def publish(store, release: str, bundle: str, manifest: dict, sha: str) -> bool:
     return True
 
 
-def fetch_verified(store, release: str, dest_dir: str, expected_sha: str | None = None) -> dict:
+def fetch_verified(
+    store,
+    release: str,
+    dest_dir: str,
+    expected_sha: str | None = None,
+    manifest_member: str = MANIFEST_MEMBER,
+) -> dict:
     """The bundle of ``release`` in ``dest_dir`` (downloaded only when missing or different),
     verified against the store's checksum and, when given, the checksum the caller expects."""
     if not RELEASE_ID.match(release or ""):
@@ -697,17 +734,15 @@ def fetch_verified(store, release: str, dest_dir: str, expected_sha: str | None 
         "bundle": dest,
         "sha256": published,
         "downloaded": downloaded,
-        "manifest": read_bundle_manifest(dest),
+        "manifest": read_bundle_manifest(dest, manifest_member),
     }
 
 
-def read_bundle_manifest(bundle: str) -> dict:
+def read_bundle_manifest(bundle: str, manifest_member: str = MANIFEST_MEMBER) -> dict:
     """The manifest a bundle carries (its last member, so this reads the whole stream once)."""
     try:
         with tarfile.open(bundle, "r:gz") as tar:
-            member = tar.extractfile(MANIFEST_MEMBER)
+            member = tar.extractfile(manifest_member)
             return json.loads(member.read()) if member else {}
     except (KeyError, tarfile.TarError, OSError, ValueError) as exc:
-        raise ReleaseError(
-            f"{bundle} is not a release bundle (no readable {MANIFEST_MEMBER}): {exc}"
-        ) from exc
+        raise ReleaseError(f"{bundle} is not a bundle (no readable {manifest_member}): {exc}") from exc

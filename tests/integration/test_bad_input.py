@@ -223,6 +223,32 @@ CASES = {
         {"customer": "acme", "course": "nosuch"},
         "unknown course 'nosuch'",
     ),
+    # publish_courseware.yml
+    "publish_courseware: unknown site": (
+        "publish_courseware.yml",
+        {"site": "acme-staging"},
+        "unknown site acme-staging",
+    ),
+    "publish_courseware: course with traversal": (
+        "publish_courseware.yml",
+        {"site": "acme-qa", "course": "../../etc"},
+        "publish_courseware takes -e site=",
+    ),
+    "publish_courseware: a version for Live": (
+        "publish_courseware.yml",
+        {"site": "acme-live", "course": "safety-basics", "version": "0123456789ab"},
+        "Live takes only what QA runs",
+    ),
+    "publish_courseware: unknown course": (
+        "publish_courseware.yml",
+        {"site": "acme-qa", "course": "nosuch"},
+        "unknown course 'nosuch'",
+    ),
+    "publish_courseware: forged job data": (
+        "publish_courseware.yml",
+        {"site": "acme-qa", "site_job": FORGED_JOB},
+        "cannot be given with -e",
+    ),
     # backup_bucket.yml, backup_principals.yml
     "backup_bucket: bad bucket name": ("backup_bucket.yml", {"backup_store": BAD_STORE}, "Bad_Bucket!"),
     "backup_bucket: unknown object lock mode": (

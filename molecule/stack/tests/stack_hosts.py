@@ -6,7 +6,11 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from datetime import datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import yaml
 
 REPO = Path(os.environ.get("MOLECULE_PROJECT_DIRECTORY", Path(__file__).resolve().parents[3]))
 INVENTORY = Path(os.environ.get("STACK_INVENTORY", str(REPO / "inventories" / "local")))
@@ -71,3 +75,20 @@ def ansible(
         check=False,
         timeout=timeout,
     )
+
+
+def sql(host: str, site: str, query: str) -> str:
+    """One PostgreSQL query on a site's database (on its host), its rows as psql -tA prints them."""
+    db = site.replace("-", "_")
+    return output_of(host, "runuser", "-u", "postgres", "--", "psql", "-d", db, "-tAc", query).strip()
+
+
+def closed_window_estate(folder: Path) -> Path:
+    """A copy of the estate in ``folder`` whose acme Live window is on a weekday three days from now:
+    closed today, so that a refusal outside the window is the guard rail itself, not a flag."""
+    estate = yaml.safe_load((INVENTORY / "estate.yml").read_text())
+    day = (datetime.now(ZoneInfo("Europe/London")) + timedelta(days=3)).strftime("%a").lower()
+    estate["customers"]["acme"]["tiers"]["live"]["maintenance_windows"] = [f"{day} 02:00-03:00 Europe/London"]
+    (folder / "estate.yml").write_text(yaml.safe_dump(estate))
+    (folder / "group_vars").symlink_to(INVENTORY / "group_vars")
+    return folder

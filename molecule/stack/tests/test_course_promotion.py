@@ -20,13 +20,10 @@ from __future__ import annotations
 import json
 import subprocess
 import time
-from datetime import datetime, timedelta
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import pytest
-import yaml
-from stack_hosts import INVENTORY, PHP, ansible, installed, output_of
+from stack_hosts import INVENTORY, PHP, ansible, closed_window_estate, installed, output_of, sql
 
 QA, LIVE = "qa1", "live1"
 QA_SITE, LIVE_SITE = "acme-qa", "acme-live"
@@ -35,11 +32,6 @@ pytestmark = pytest.mark.skipif(
     not installed({QA_SITE: QA, LIVE_SITE: LIVE}),
     reason="the stack scenario's containers (qa1, live1 with Moodle installed) are not up",
 )
-
-
-def sql(host: str, site: str, query: str) -> str:
-    db = site.replace("-", "_")
-    return output_of(host, "runuser", "-u", "postgres", "--", "psql", "-d", db, "-tAc", query).strip()
 
 
 def promote(*extra: str, inventory: Path = INVENTORY) -> subprocess.CompletedProcess:
@@ -114,14 +106,7 @@ def shortname():
 
 @pytest.fixture(scope="module")
 def closed_window_inventory(tmp_path_factory) -> Path:
-    """The estate with acme's Live window on a weekday three days from now: closed today."""
-    folder = tmp_path_factory.mktemp("closed-window")
-    estate = yaml.safe_load((INVENTORY / "estate.yml").read_text())
-    day = (datetime.now(ZoneInfo("Europe/London")) + timedelta(days=3)).strftime("%a").lower()
-    estate["customers"]["acme"]["tiers"]["live"]["maintenance_windows"] = [f"{day} 02:00-03:00 Europe/London"]
-    (folder / "estate.yml").write_text(yaml.safe_dump(estate))
-    (folder / "group_vars").symlink_to(INVENTORY / "group_vars")
-    return folder
+    return closed_window_estate(tmp_path_factory.mktemp("closed-window"))
 
 
 def test_refusals_change_nothing_on_live(shortname, closed_window_inventory):
