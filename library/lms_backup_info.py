@@ -83,7 +83,9 @@ history:
   returned: when O(history) > 0
   type: list
   elements: dict
-  sample: [{"id": "20261122T021500Z", "created": "2026-11-22T02:15:00+00:00", "release_id": "moodle-5.1-r3", "bytes": 73400320, "files": 412}]
+  sample:
+    - {"id": "20261122T021500Z", "created": "2026-11-22T02:15:00+00:00", "release_id": "moodle-5.1-r3",
+       "bytes": 73400320, "files": 412}
 """
 
 from ansible.module_utils.backup.format import BackupError

@@ -100,7 +100,7 @@ summary:
   returned: always
   type: dict
 flags:
-  description: One line per flag - C(<site> <column>: <message>).
+  description: "One line per flag: C(<site> <column>: <message>)."
   returned: always
   type: list
   elements: str
