@@ -582,6 +582,12 @@ def _ago(hours: float) -> str:
     return f"{hours / 24:.1f} days ago"
 
 
+def _when(value) -> str:
+    """A time as a cell shows it: ``2026-11-22 02:10 UTC`` (the JSON keeps ISO 8601)."""
+    moment = parse_time(value)
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC") if moment else str(value or "?")
+
+
 def _cells(row: dict) -> dict[str, str]:
     """The text of each cell (plain text; escaped when rendered)."""
     dark = row["reachable"] is False
@@ -620,7 +626,7 @@ def _cells(row: dict) -> dict[str, str]:
     if deploy:
         seconds = deploy["maintenance_seconds"]
         cells["deploy"] = (
-            f"{deploy['at']}\n{deploy['release']} ({deploy['outcome']}) by {deploy['by'] or '?'}\n"
+            f"{_when(deploy['at'])}\n{deploy['release']} ({deploy['outcome']}) by {deploy['by'] or '?'}\n"
             f"{'no maintenance' if seconds in (None, 0) else f'{seconds} s in maintenance'}"
         )
     else:
@@ -629,7 +635,7 @@ def _cells(row: dict) -> dict[str, str]:
     if backup["latest"]:
         latest = backup["latest"]
         cells["backup"] = (
-            f"{latest['created']} ({_ago(latest['age_hours'])})\n{_size(latest['bytes'])}, "
+            f"{_when(latest['created'])} ({_ago(latest['age_hours'])})\n{_size(latest['bytes'])}, "
             f"{backup['count']} backup{'s' if backup['count'] != 1 else ''}"
         )
     elif backup["error"]:
@@ -638,7 +644,9 @@ def _cells(row: dict) -> dict[str, str]:
         cells["backup"] = "none"
     refresh = row["last_refresh"]
     if refresh:
-        cells["refresh"] = f"{refresh['at']}\nfrom {refresh['from_site']} backup {refresh['backup_id']}"
+        cells["refresh"] = (
+            f"{_when(refresh['at'])}\nfrom {refresh['from_site']} backup {refresh['backup_id']}"
+        )
     else:
         cells["refresh"] = (unknown if dark else "never") if row["tier"] == "qa" else "-"
     cells["drift"] = "\n".join(row["drift"]) or ("unknown" if dark else "none")
@@ -657,10 +665,10 @@ def _cells(row: dict) -> dict[str, str]:
     elif not window["constrained"]:
         cells["window"] = "no constraint (no windows)"
     elif window["open"]:
-        until = f" until {window['open_until']}" if window["open_until"] else " (always)"
+        until = f" until {_when(window['open_until'])}" if window["open_until"] else " (always)"
         cells["window"] = f"open now{until}\n" + "; ".join(window["windows"])
     elif window["next_open"]:
-        cells["window"] = f"{window['next_open']}\n" + "; ".join(window["windows"])
+        cells["window"] = f"{_when(window['next_open'])}\n" + "; ".join(window["windows"])
     else:
         cells["window"] = "never (no window)"
     return cells
