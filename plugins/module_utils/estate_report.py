@@ -185,13 +185,23 @@ def _unreachable_msg(result) -> str | None:
     return None
 
 
+def _silent_msg(ping) -> str | None:
+    """Why a host did not answer the ping: unreachable, or it answered with a failure (a
+    connection that reports its failures as a module's, such as podman's exec)."""
+    if not isinstance(ping, dict):
+        return None
+    if ping.get("unreachable") or "ping" not in ping:
+        return _text(ping.get("msg") or "unreachable")
+    return None
+
+
 def host_sites(raw) -> dict[str, dict]:
     """What one web host said about each of its sites: {site: {reachable, error, code, record,
     history, facts, facts_error, policy}}."""
     if not isinstance(raw, dict):
         return {}
     out = {}
-    dark = _unreachable_msg(raw.get("ping"))
+    dark = _silent_msg(raw.get("ping"))
     code, records, facts = _by_item(raw.get("code")), _by_item(raw.get("records")), _by_item(raw.get("facts"))
     for name in sorted(set(code) | set(records) | set(facts) | set(raw.get("sites") or [])):
         if not isinstance(name, str):

@@ -379,6 +379,8 @@ def test_a_host_unreachable_mid_play_or_silent():
         "msg": "podman exec: container live1 is not running",
     }
     hosts["dev1"] = None  # registered nothing (the play stopped there)
+    # A connection that reports its failure as the module's (podman exec of a missing container).
+    hosts["qa1"]["ping"] = {"failed": False, "rc": 125, "msg": "MODULE FAILURE: no container with name qa1"}
     report = build(hosts=hosts)
     validate(report)
     live = row(report, "acme-live")
@@ -386,6 +388,9 @@ def test_a_host_unreachable_mid_play_or_silent():
     dev = row(report, "acme-dev")
     assert dev["reachable"] is None and "did not answer" in dev["error"]
     assert kinds(report, "acme-dev", "site") == {"error"}
+    for site in ("acme-qa", "globex-qa"):
+        assert row(report, site)["reachable"] is False and "no container" in row(report, site)["error"]
+        assert row(report, site)["release"] is None and kinds(report, site, "site") == {"unreachable"}
 
 
 def test_a_site_that_cannot_be_read_or_has_no_code():
