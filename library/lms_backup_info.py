@@ -26,6 +26,13 @@ options:
   backup_id:
     description: The backup to check; the latest when unset.
     type: str
+  history:
+    description:
+      - How many of the newest backups to summarise (0 - none) - when each was taken, its release and
+        its size, read from their manifests (one small read each; no object is downloaded). The estate
+        report (playbooks/report.yml) charts them.
+    type: int
+    default: 0
 notes:
   - Read-only; supports check mode.
 """
@@ -68,6 +75,17 @@ manifest:
   description: The checked manifest without its filedir list.
   returned: verify
   type: dict
+history:
+  description:
+    - The newest O(history) backups, oldest first - C(id), C(created) (ISO 8601), C(release_id),
+      C(bytes) (the objects and filedir files the manifest names), C(files) (filedir files); a
+      manifest that cannot be read gives C(id) and C(error).
+  returned: when O(history) > 0
+  type: list
+  elements: dict
+  sample:
+    - {"id": "20261122T021500Z", "created": "2026-11-22T02:15:00+00:00", "release_id": "moodle-5.1-r3",
+       "bytes": 73400320, "files": 412}
 """
 
 from ansible.module_utils.backup.format import BackupError
@@ -84,6 +102,7 @@ def main():
             "customer": {"type": "str", "required": True},
             "verify": {"type": "bool", "default": False},
             "backup_id": {"type": "str"},
+            "history": {"type": "int", "default": 0},
         },
         supports_check_mode=True,
     )

@@ -272,6 +272,25 @@ CASES = {
         {"site_job": {"step": "first", "sites": [FORGED_JOB["site"]]}},
         "cannot be given with -e",
     ),
+    # report.yml
+    "report: unknown customer": ("report.yml", {"customer": "initech"}, "unknown customer initech"),
+    "report: customer with shell metacharacters": ("report.yml", {"customer": "acme$(id)"}, "report takes"),
+    "report: 5,000-character customer": ("report.yml", {"customer": HUGE}, "unknown customer"),
+    "report: a stale-backup threshold that is not hours": (
+        "report.yml",
+        {"report_backup_max_age_hours": {"live": "soon"}},
+        "report takes",
+    ),
+    "report: an unknown tier's threshold": (
+        "report.yml",
+        {"report_backup_max_age_hours": {"prod": 26}},
+        "report takes",
+    ),
+    "report: forged site list": (
+        "report.yml",
+        {"site_job": {"step": "first", "sites": [FORGED_JOB["site"]]}},
+        "cannot be given with -e",
+    ),
     # a job's data forged with -e (extra vars win over the hand-over on every host)
     "deploy: forged job data": (
         "deploy.yml",
