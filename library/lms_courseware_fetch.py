@@ -38,7 +38,8 @@ options:
     required: true
   versions:
     description:
-      - The versions to take (what the tier below runs), by course name, each a dict with C(version) and C(sha256).
+      - The versions to take (what the tier below runs), by course name, each a dict with C(version)
+        and C(sha256).
       - Without it each course's last build.
     type: dict
   dest:

@@ -6,7 +6,7 @@ and its image), published again after a change (same chapters, new text), then p
 acme-live: refused before QA runs it and outside Live's window, and then Live's book equals QA's.
 The test's course (SAFE101) and what the courseware set are removed from both sites at the end.
 
-Run (containers up): .venv/bin/pytest -p no:cacheprovider molecule/stack/tests/test_courseware.py
+Run (containers up): .venv/bin/pytest -p no:cacheprovider molecule/stack/tests/test_courseware_sites.py
 """
 
 from __future__ import annotations
@@ -30,6 +30,8 @@ SHORTNAME = "SAFE101"
 OLD_TEXT = "A hazard is anything that can cause harm."
 NEW_TEXT = "Hazards are reviewed every month by the site safety officer."
 READER = ("ti-cw-reader", "Reader-Pass-1!")
+# The scenario's local S3 API (side_effect.yml starts it); the release store is its release bucket.
+ENDPOINT_FILE = REPO / ".cache" / "s3" / "endpoint.json"
 
 pytestmark = [
     pytest.mark.skipif(
@@ -39,6 +41,10 @@ pytestmark = [
     pytest.mark.skipif(
         bool(missing_tools()), reason=f"courseware tools missing: {', '.join(missing_tools())}"
     ),
+    pytest.mark.skipif(
+        not ENDPOINT_FILE.exists(),
+        reason="no local S3 API (side_effect.yml starts it with the release cycle)",
+    ),
 ]
 
 
@@ -46,10 +52,24 @@ def output(run: subprocess.CompletedProcess) -> str:
     return run.stdout + run.stderr
 
 
-def build(courseware_dir: Path) -> subprocess.CompletedProcess:
+@pytest.fixture(scope="module")
+def store_vars(tmp_path_factory) -> str:
+    """``-e @file`` with the scenario's release store (credentials in a 0600 file, not on argv)."""
+    endpoint = json.loads(ENDPOINT_FILE.read_text())
+    store = {"type": "s3", "bucket": "molecule-releases", "prefix": "releases/"}
+    store.update({key: endpoint[key] for key in ("endpoint_url", "region", "access_key", "secret_key")})
+    path = tmp_path_factory.mktemp("store") / "store.yml"
+    path.write_text(json.dumps({"release_store": store}))
+    path.chmod(0o600)
+    return f"@{path}"
+
+
+def build(courseware_dir: Path, store_vars: str) -> subprocess.CompletedProcess:
     return ansible(
         "ansible-playbook",
         "playbooks/build_courseware.yml",
+        "-e",
+        store_vars,
         "-e",
         "customer=acme",
         "-e",
@@ -59,8 +79,8 @@ def build(courseware_dir: Path) -> subprocess.CompletedProcess:
     )
 
 
-def publish(site: str, *extra: str, inventory: Path | None = None) -> subprocess.CompletedProcess:
-    args = ["playbooks/publish_courseware.yml", "-e", f"site={site}", *extra]
+def publish(site: str, store_vars: str, inventory: Path | None = None) -> subprocess.CompletedProcess:
+    args = ["playbooks/publish_courseware.yml", "-e", store_vars, "-e", f"site={site}"]
     return ansible("ansible-playbook", *args, **({"inventory": inventory} if inventory else {}))
 
 
@@ -106,18 +126,18 @@ def sources(tmp_path_factory):
         )
 
 
-def test_live_refuses_what_qa_does_not_run(sources):
-    run = build(sources)
+def test_live_refuses_what_qa_does_not_run(sources, store_vars):
+    run = build(sources, store_vars)
     assert run.returncode == 0, output(run)
     assert f"{SAMPLE}: version " in output(run)
-    run = publish(LIVE_SITE)
+    run = publish(LIVE_SITE, store_vars)
     assert run.returncode != 0
     assert f"refused: {QA_SITE} runs no courseware of {SAMPLE}" in output(run), output(run)[-3000:]
     assert courseware(LIVE, LIVE_SITE)["course"] is None
 
 
-def test_published_to_qa_with_its_pdf_and_colour(sources):
-    run = publish(QA_SITE)
+def test_published_to_qa_with_its_pdf_and_colour(sources, store_vars):
+    run = publish(QA_SITE, store_vars)
     assert run.returncode == 0, output(run)[-3000:]
     assert f"{QA_SITE}: {SAMPLE} version " in output(run)
     info = courseware(QA, QA_SITE)
@@ -126,7 +146,7 @@ def test_published_to_qa_with_its_pdf_and_colour(sources):
     assert info["pdf"]["filename"] == f"{SAMPLE}.pdf"
     assert info["settings"] == {"theme_boost/brandcolor": "#0B5394"}
     # the same bundle again: nothing changes on the site
-    again = publish(QA_SITE)
+    again = publish(QA_SITE, store_vars)
     assert again.returncode == 0, output(again)[-3000:]
     assert "already there" in output(again)
     assert courseware(QA, QA_SITE)["book"]["revision"] == info["book"]["revision"]
@@ -168,13 +188,13 @@ def test_a_learner_reads_the_chapter_and_its_image_over_http(sources):
     assert "<svg" in out, out
 
 
-def test_published_again_after_a_change_keeps_the_chapters(sources):
+def test_published_again_after_a_change_keeps_the_chapters(sources, store_vars):
     before = courseware(QA, QA_SITE)
     chapter = sources / SAMPLE / "ch02-hazards.xml"
     chapter.write_text(chapter.read_text().replace(OLD_TEXT, NEW_TEXT, 1))
-    run = build(sources)
+    run = build(sources, store_vars)
     assert run.returncode == 0, output(run)
-    run = publish(QA_SITE)
+    run = publish(QA_SITE, store_vars)
     assert run.returncode == 0, output(run)[-3000:]
     after = courseware(QA, QA_SITE)
     assert [c["id"] for c in after["book"]["chapters"]] == [c["id"] for c in before["book"]["chapters"]]
@@ -184,21 +204,21 @@ def test_published_again_after_a_change_keeps_the_chapters(sources):
     assert after["published"]["version"] != before["published"]["version"]
 
 
-def test_live_outside_its_window_is_refused(sources, tmp_path):
-    run = publish(LIVE_SITE, inventory=closed_window_estate(tmp_path))
+def test_live_outside_its_window_is_refused(sources, store_vars, tmp_path):
+    run = publish(LIVE_SITE, store_vars, inventory=closed_window_estate(tmp_path))
     assert run.returncode != 0
     assert "acme-live is outside its maintenance windows" in output(run), output(run)[-3000:]
     assert courseware(LIVE, LIVE_SITE)["course"] is None
 
 
-def test_promoted_to_live_live_equals_qa(sources):
-    run = publish(LIVE_SITE)
+def test_promoted_to_live_live_equals_qa(sources, store_vars):
+    run = publish(LIVE_SITE, store_vars)
     assert run.returncode == 0, output(run)[-3000:]
     qa, live = courseware(QA, QA_SITE), courseware(LIVE, LIVE_SITE)
     assert words(live) == words(qa)
     assert live["published"]["sha256"] == qa["published"]["sha256"]
     assert live["pdf"]["sha1"] == qa["pdf"]["sha1"]
     assert live["settings"] == qa["settings"]
-    again = publish(LIVE_SITE)
+    again = publish(LIVE_SITE, store_vars)
     assert again.returncode == 0, output(again)[-3000:]
     assert "already there" in output(again)
