@@ -249,6 +249,28 @@ CASES = {
         {"site": "acme-qa", "site_job": FORGED_JOB},
         "cannot be given with -e",
     ),
+    # patch.yml
+    "patch: unknown site": ("patch.yml", {"site": "acme-prod"}, "unknown site acme-prod"),
+    "patch: unknown scope": (
+        "patch.yml",
+        {"site": "acme-dev", "patch_scope": "everything"},
+        "patch_scope must be security or all",
+    ),
+    "patch: reboot neither true nor false": (
+        "patch.yml",
+        {"site": "acme-dev", "patch_reboot": "sometimes"},
+        "patch_reboot true or false",
+    ),
+    "patch: live outside its window": (
+        "patch.yml",
+        {"site": "acme-live", "patch_at": MONDAY_NOON},
+        "outside",
+    ),
+    "patch: forged job data": (
+        "patch.yml",
+        {"site": "acme-qa", "site_job": FORGED_JOB},
+        "cannot be given with -e",
+    ),
     # backup_bucket.yml, backup_principals.yml
     "backup_bucket: bad bucket name": ("backup_bucket.yml", {"backup_store": BAD_STORE}, "Bad_Bucket!"),
     "backup_bucket: unknown object lock mode": (
