@@ -104,10 +104,14 @@ published:
   description: What the site has by its own record (C(version), C(sha256), C(published_at), C(by)).
   returned: always
   type: dict
+settings:
+  description: The style's theme settings and their values on the site after the task (in check mode before).
+  returned: always
+  type: dict
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.courseware_site import publish
+from ansible.module_utils.courseware_site import VIEW, publish
 from ansible.module_utils.moodle_cli import COMMON_ARGS, MoodleError, MoodleSite, fail_module
 
 
@@ -138,16 +142,8 @@ def main():
         )
     except MoodleError as exc:
         fail_module(module, exc)
-    module.exit_json(
-        changed=answer["changed"],
-        changes=answer["changes"],
-        version=answer["version"],
-        sha256=answer["sha256"],
-        course=answer["course"],
-        book=answer["book"],
-        pdf=answer["pdf"],
-        published=answer["published"],
-    )
+    keys = ("changed", "changes", "version", "sha256", *VIEW)
+    module.exit_json(**{key: answer[key] for key in keys})
 
 
 if __name__ == "__main__":

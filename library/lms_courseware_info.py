@@ -72,7 +72,7 @@ settings:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.courseware_site import info
+from ansible.module_utils.courseware_site import VIEW, info
 from ansible.module_utils.moodle_cli import COMMON_ARGS, MoodleError, MoodleSite, fail_module
 
 
@@ -93,14 +93,7 @@ def main():
         )
     except MoodleError as exc:
         fail_module(module, exc)
-    module.exit_json(
-        changed=False,
-        course=answer["course"],
-        book=answer["book"],
-        pdf=answer["pdf"],
-        published=answer["published"],
-        settings=answer["settings"],
-    )
+    module.exit_json(changed=False, **{key: answer[key] for key in VIEW})
 
 
 if __name__ == "__main__":

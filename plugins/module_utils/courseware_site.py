@@ -15,7 +15,6 @@ has. Standard library only: this runs on the managed hosts' Python (Debian 12: 3
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import re
@@ -24,14 +23,18 @@ import tempfile
 import zipfile
 
 try:
+    from ansible.module_utils.course import sha256 as _sha256
     from ansible.module_utils.moodle_cli import MoodleError, MoodleSite
     from ansible.module_utils.php.courseware import COURSEWARE_PHP
     from ansible.module_utils.safe_tar import extract_file
 except ImportError:  # unit tests: siblings on sys.path
+    from course import sha256 as _sha256
     from moodle_cli import MoodleError, MoodleSite
     from php.courseware import COURSEWARE_PHP
     from safe_tar import extract_file
 
+#: What both modules return of a site's courseware (the loader's ``info``).
+VIEW = ("course", "book", "pdf", "published", "settings")
 MANIFEST_MEMBER = "courseware.json"
 PACKAGE_MEMBER = "moodle-book.zip"
 COURSE = re.compile(r"\A[a-z0-9][a-z0-9_-]{0,62}\Z")
@@ -39,14 +42,6 @@ COURSE = re.compile(r"\A[a-z0-9][a-z0-9_-]{0,62}\Z")
 THEME_SETTING = re.compile(r"\Atheme_[a-z0-9_]+/[a-z][a-z0-9_]*\Z")
 #: How Moodle's import takes a chapter's title (``toolbook_importhtml_parse_title``).
 TITLE = re.compile(r"<title>([^<]+)</title>", re.IGNORECASE)
-
-
-def _sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def book_names(course: str) -> dict:

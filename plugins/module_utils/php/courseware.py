@@ -5,7 +5,13 @@
 delegated transaction (operation ``publish``), or what a site has (``info``); parameters as JSON
 on stdin, the answer as JSON after the ``@@LMS-RESULT@@`` marker."""
 
-COURSEWARE_PHP = r"""<?php
+try:
+    from ansible.module_utils.php import ANSWER_PHP
+except ImportError:  # unit tests, tools/ and the backup timer's copy on a host: siblings on sys.path
+    from php import ANSWER_PHP
+
+COURSEWARE_PHP = (
+    r"""<?php
 // three-instance courseware: argv: courseware.php <config.php> <info|publish>; JSON on stdin.
 define('CLI_SCRIPT', true);
 $lmsop = isset($argv[2]) ? $argv[2] : '';
@@ -14,15 +20,9 @@ if (!is_array($lmsin)) {
     $lmsin = [];
 }
 
-function lms_emit($data) {
-    echo "\n@@LMS-RESULT@@" . json_encode($data, JSON_PARTIAL_OUTPUT_ON_ERROR) . "\n";
-    exit(0);
-}
-
-function lms_fail($msg, $extra = []) {
-    lms_emit(['failed' => true, 'msg' => $msg] + $extra);
-}
-
+"""
+    + ANSWER_PHP
+    + r"""
 require($argv[1]);
 require_once($CFG->dirroot . '/course/modlib.php');
 require_once($CFG->dirroot . '/mod/book/locallib.php');
@@ -329,3 +329,4 @@ try {
     lms_fail(get_class($e) . ': ' . $e->getMessage() . $info);
 }
 """
+)

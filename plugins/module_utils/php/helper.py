@@ -4,7 +4,13 @@
 per run (facts, settings, maintenance, users, courses), its parameters as JSON on stdin, its answer
 as JSON after the ``@@LMS-RESULT@@`` marker."""
 
-HELPER_PHP = r"""<?php
+try:
+    from ansible.module_utils.php import ANSWER_PHP
+except ImportError:  # unit tests, tools/ and the backup timer's copy on a host: siblings on sys.path
+    from php import ANSWER_PHP
+
+HELPER_PHP = (
+    r"""<?php
 // three-instance helper: one operation through Moodle's own APIs; answers JSON after a marker line.
 // argv: helper.php <config.php> <operation>; parameters as JSON on stdin (secrets never on argv).
 define('CLI_SCRIPT', true);
@@ -17,15 +23,9 @@ if (!is_array($lmsin)) {
     $lmsin = [];
 }
 
-function lms_emit($data) {
-    echo "\n@@LMS-RESULT@@" . json_encode($data, JSON_PARTIAL_OUTPUT_ON_ERROR) . "\n";
-    exit(0);
-}
-
-function lms_fail($msg, $extra = []) {
-    lms_emit(['failed' => true, 'msg' => $msg] + $extra);
-}
-
+"""
+    + ANSWER_PHP
+    + r"""
 require($argv[1]);
 
 function lms_op_facts($in) {
@@ -651,3 +651,4 @@ try {
     lms_fail(get_class($e) . ': ' . $e->getMessage() . $info);
 }
 """
+)

@@ -4,22 +4,22 @@
 Moodle's ``$DB`` in one delegated transaction (operation ``sanitise``), or checked read-only
 (``verify``); the report as JSON after the ``@@LMS-RESULT@@`` marker."""
 
-SANITISE_PHP = r"""<?php
+try:
+    from ansible.module_utils.php import ANSWER_PHP
+except ImportError:  # unit tests, tools/ and the backup timer's copy on a host: siblings on sys.path
+    from php import ANSWER_PHP
+
+SANITISE_PHP = (
+    r"""<?php
 // three-instance sanitiser: set-based SQL through Moodle's $DB in one delegated transaction.
 // argv: sanitise.php <config.php> <sanitise|verify>; the plan as JSON on stdin.
 define('CLI_SCRIPT', true);
 $lmsop = isset($argv[2]) ? $argv[2] : '';
 $plan = json_decode(stream_get_contents(STDIN), true);
 
-function lms_emit($data) {
-    echo "\n@@LMS-RESULT@@" . json_encode($data, JSON_PARTIAL_OUTPUT_ON_ERROR) . "\n";
-    exit(0);
-}
-
-function lms_fail($msg) {
-    lms_emit(['failed' => true, 'msg' => $msg]);
-}
-
+"""
+    + ANSWER_PHP
+    + r"""
 require($argv[1]);
 
 // The allowed users: ids (integers only, so they go into the SQL literally).
@@ -274,3 +274,4 @@ try {
         . $e->getMessage() . $info);
 }
 """
+)
