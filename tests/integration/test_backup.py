@@ -578,6 +578,6 @@ def test_verify_restores_into_a_scratch_site_and_cleans_up(moodle_site, live_bac
     )
     assert proof["rows"]["user"] >= 2 and proof["rows"]["files"] > 0
     assert proof["files_referenced_missing"] == 0 and proof["samples_checked"] > 0
-    assert not (scratch / "acme-live").exists()
+    assert not (scratch / "acme-live.verify").exists()
     databases = moodle_site.db.psql("SELECT datname FROM pg_database")
     assert "moodle_verify" not in databases.split()

@@ -260,7 +260,7 @@ def test_backup_id_with_a_newline_is_refused(monkeypatch):
 def test_sql_names_are_matched_whole(monkeypatch, tmp_path, dbname):
     monkeypatch.setattr(verify.MoodleSite, "from_params", lambda params: object())
     monkeypatch.setattr(verify, "read_site_config", lambda site: {"dbname": dbname, "dbuser": "moodle"})
-    with pytest.raises(BackupError, match="has characters a restore test does not handle"):
+    with pytest.raises(BackupError, match="has characters a scratch site does not handle"):
         verify.verify_backup({"scratch_dir": str(tmp_path), "site": "acme-live"})
 
 
@@ -332,7 +332,7 @@ def test_carry_grants_gives_the_staged_tree_the_live_grants(tmp_path):
     (staged / "filedir" / "ab" / "abcd").write_bytes(b"x")
     live.mkdir()
     subprocess.run(["setfacl", "-m", "u:nobody:rX,d:u:nobody:rX", str(live)], check=True)
-    restore._carry_grants(str(live), str(staged))
+    restore.carry_grants(str(live), str(staged))
     shown = subprocess.run(["getfacl", "-p", "-R", str(staged)], capture_output=True, text=True, check=True)
     acl = shown.stdout
     blocks = {b.split("\n")[0]: b for b in acl.split("\n\n") if b}

@@ -391,7 +391,7 @@ def inherited_grants(getfacl_output: str) -> list[str]:
     return specs
 
 
-def _carry_grants(source: str, tree: str) -> None:
+def carry_grants(source: str, tree: str) -> None:
     """Give ``tree`` (a staged dataroot, in a folder only root reaches, so no link planted by the
     site's user is walked) the grants ``source`` passes on: the web server reads a restored dataroot
     for X-Accel-Redirect as it read the one it replaces (roles/lms). Nothing to carry where the
@@ -424,40 +424,14 @@ def _restore_into(site, cfg, manifest, marker, store, keys, content, settings, p
             store, keys, manifest, staging, new_dataroot, os.path.join(dataroot, "filedir"), owner, content
         )
         files = fetched.pop("filedir")
-        _carry_grants(dataroot, new_dataroot)
+        carry_grants(dataroot, new_dataroot)
         # Everything is verified: from here on the target changes.
         changed[0] = True
         load_database(cfg, fetched["database"], objects["database"]["format"], params)
-        old = staging + "/previous"
-        # A site in maintenance stays in it across the swap. The flag is in a folder the site's user
-        # writes: read it without following a link, and only a regular file (else root would copy
-        # whatever the link points at into a file the site user owns).
-        flag = _read_regular_file(os.path.join(dataroot, "climaintenance.html"))
-        if flag is not None:
-            _write_new_file(os.path.join(new_dataroot, "climaintenance.html"), flag, owner)
-        # So does the target's own cache configuration (its Redis; the backup carries none).
-        muc = _read_regular_file("config.php", parent=os.path.join(dataroot, MUC_DIR))
-        if muc is not None:
-            new_muc = os.path.join(new_dataroot, MUC_DIR)
-            os.mkdir(new_muc, 0o700)
-            os.chown(new_muc, *owner)
-            os.chmod(new_muc, 0o2770)  # noqa: S103 - Moodle's directorypermissions, as the dataroot's
-            _write_new_file(os.path.join(new_muc, "config.php"), muc, owner)
-        if os.path.isdir(dataroot):
-            os.rename(dataroot, old)
-        os.rename(new_dataroot, dataroot)
+        swap_dataroot(dataroot, new_dataroot, staging, owner)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    if manifest["wwwroot"] != cfg["wwwroot"]:
-        # --shorten: a longer wwwroot is refused without it; values that would no longer fit their
-        # column are cut (URLs in short columns are rare; Moodle's own documented way to move a site).
-        site.cli(
-            "admin/tool/replace/cli/replace.php",
-            f"--search={manifest['wwwroot']}",
-            f"--replace={cfg['wwwroot']}",
-            "--non-interactive",
-            "--shorten",
-        )
+    rewrite_wwwroot(site, manifest["wwwroot"], cfg["wwwroot"])
     if (params.get("source_site") or params["site"]) != params["site"]:
         new_identity(site, cfg)
     for component, name, value in settings:
@@ -465,6 +439,44 @@ def _restore_into(site, cfg, manifest, marker, store, keys, content, settings, p
     site.cfg_set("restored_backup", marker, "three_instance")
     site.cli("purge_caches.php")
     return files
+
+
+def swap_dataroot(dataroot: str, new_dataroot: str, staging: str, owner) -> None:
+    """Put the staged ``new_dataroot`` in the place of ``dataroot`` (the old one goes into
+    ``staging``, removed with it)."""
+    old = staging + "/previous"
+    # A site in maintenance stays in it across the swap. The flag is in a folder the site's user
+    # writes: read it without following a link, and only a regular file (else root would copy
+    # whatever the link points at into a file the site user owns).
+    flag = _read_regular_file(os.path.join(dataroot, "climaintenance.html"))
+    if flag is not None:
+        _write_new_file(os.path.join(new_dataroot, "climaintenance.html"), flag, owner)
+    # So does the target's own cache configuration (its Redis; the backup carries none).
+    muc = _read_regular_file("config.php", parent=os.path.join(dataroot, MUC_DIR))
+    if muc is not None:
+        new_muc = os.path.join(new_dataroot, MUC_DIR)
+        os.mkdir(new_muc, 0o700)
+        os.chown(new_muc, *owner)
+        os.chmod(new_muc, 0o2770)  # noqa: S103 - Moodle's directorypermissions, as the dataroot's
+        _write_new_file(os.path.join(new_muc, "config.php"), muc, owner)
+    if os.path.isdir(dataroot):
+        os.rename(dataroot, old)
+    os.rename(new_dataroot, dataroot)
+
+
+def rewrite_wwwroot(site: MoodleSite, old: str, new: str) -> None:
+    """The source's address becomes the target's in the database content."""
+    if old == new:
+        return
+    # --shorten: a longer wwwroot is refused without it; values that would no longer fit their
+    # column are cut (URLs in short columns are rare; Moodle's own documented way to move a site).
+    site.cli(
+        "admin/tool/replace/cli/replace.php",
+        f"--search={old}",
+        f"--replace={new}",
+        "--non-interactive",
+        "--shorten",
+    )
 
 
 #: Settings a plugin writes for the site it runs on and registers with an outside service under

@@ -5,6 +5,7 @@ scratch database and dataroot), checking it through Moodle and removing the scra
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import pwd
@@ -89,18 +90,19 @@ def verify_plan(params: dict) -> dict:
     }
 
 
-def verify_backup(params: dict) -> dict:
-    """Restore a backup (the latest by default) into a scratch site - a hard-linked copy of the
-    site's code, a scratch database and dataroot - check it and remove the scratch site."""
-    started = time.monotonic()
-    site = MoodleSite.from_params(params)
-    cfg = read_site_config(site)
-    scratch = os.path.join(params["scratch_dir"], params["site"])
-    scratch_db = f"{cfg['dbname']}_verify"[:63]
+@contextlib.contextmanager
+def scratch_site(site: MoodleSite, cfg: dict, params: dict, purpose: str):
+    """A scratch copy of ``site`` for ``purpose`` (``verify``, ``adopt``): a hard-linked copy of its
+    code under ``<scratch_dir>/<site>.<purpose>`` with its own config.php, an empty scratch database
+    ``<dbname>_<purpose>`` owned by the site's database user, and an empty dataroot. Yields the
+    scratch site's params (``path`` is the copy) and its cfg; removed afterwards, also on failure.
+    The site itself is not touched."""
+    scratch = os.path.join(params["scratch_dir"], f"{params['site']}.{purpose}")
+    scratch_db = f"{cfg['dbname']}_{purpose}"[:63]
     for value in (cfg["dbname"], cfg["dbuser"]):
         if not SQL_NAME.match(value):  # they go into administrative SQL as names
             raise BackupError(
-                f"database or user name {value!r} has characters a restore test does not handle"
+                f"database or user name {value!r} has characters a scratch site does not handle"
             )
     code = os.path.join(scratch, "code")
     dataroot = os.path.join(scratch, "data")
@@ -142,6 +144,7 @@ def verify_backup(params: dict) -> dict:
         if os.path.lexists(config):
             os.unlink(config)  # a hard link (or a symlink) to the site's own config
         setup = "server/lib/setup.php" if site.layout.name == "server" else "lib/setup.php"
+        wwwroot = cfg["wwwroot"].rstrip("/") + f"/lms-{purpose}"
         with open(config, "w", encoding="utf-8") as handle:
             handle.write(
                 SCRATCH_CONFIG.replace("{site}", params["site"]).format(
@@ -149,23 +152,35 @@ def verify_backup(params: dict) -> dict:
                     dbname=php_literal(scratch_db),
                     dbport=php_literal(cfg["dbport"]),
                     dbsocket=php_literal(cfg["dbsocket"]),
-                    wwwroot=php_literal(cfg["wwwroot"].rstrip("/") + "/lms-verify"),
+                    wwwroot=php_literal(wwwroot),
                     dataroot=php_literal(dataroot),
                     setup=setup,
                 )
             )
         os.chown(config, 0, user.pw_gid)
         os.chmod(config, 0o640)
-        scratch_params = {
-            **params,
-            "path": code,
-            "source_site": params["site"],
-            "force": True,
-            "settings": {},
-        }
+        yield (
+            {**params, "path": code},
+            {**cfg, "dbname": scratch_db, "dataroot": dataroot, "wwwroot": wwwroot},
+        )
+    finally:
+        if "db" in cleanup:
+            admin_sql(cfg, params, drop)
+        if cleanup:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
+def verify_backup(params: dict) -> dict:
+    """Restore a backup (the latest by default) into a scratch site - a hard-linked copy of the
+    site's code, a scratch database and dataroot - check it and remove the scratch site."""
+    started = time.monotonic()
+    site = MoodleSite.from_params(params)
+    cfg = read_site_config(site)
+    with scratch_site(site, cfg, params, "verify") as (scratch_params, scratch_cfg):
+        scratch_params = {**scratch_params, "source_site": params["site"], "force": True, "settings": {}}
         restored = restore(scratch_params)
-        scratch_site = MoodleSite.from_params(scratch_params)
-        checked = php_answer(scratch_site, CHECK_PHP, "@@LMS-CHECK@@", config)
+        restored_site = MoodleSite.from_params(scratch_params)
+        checked = php_answer(restored_site, CHECK_PHP, "@@LMS-CHECK@@", restored_site.config_php)
         keys = site_keys(params)
         manifest = load_manifest(connect(params["store"]), keys, restored["backup_id"])
         samples = sorted(manifest["filedir"])[
@@ -174,13 +189,8 @@ def verify_backup(params: dict) -> dict:
         bad_samples = [
             sha1
             for sha1 in samples[: params["samples"]]
-            if file_sha1(os.path.join(dataroot, "filedir", sha1[:2], sha1[2:4], sha1)) != sha1
+            if file_sha1(os.path.join(scratch_cfg["dataroot"], "filedir", sha1[:2], sha1[2:4], sha1)) != sha1
         ]
-    finally:
-        if "db" in cleanup:
-            admin_sql(cfg, params, drop)
-        if cleanup:
-            shutil.rmtree(scratch, ignore_errors=True)
     problems = []
     if checked["version"] != manifest["moodle"]["version"]:
         problems.append(f"restored version {checked['version']} != backup's {manifest['moodle']['version']}")
