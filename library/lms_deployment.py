@@ -19,7 +19,7 @@ description:
     same record changes nothing.
   - The record is checked before anything is written - its C(site) must be the folder's, it must
     have C(site), C(release), C(deployed_at), C(deployed_by), C(verified) (a boolean) and an
-    C(outcome) of C(deployed), C(failed), C(rolled-back) or C(refreshed).
+    C(outcome) of C(deployed), C(failed), C(rolled-back), C(refreshed) or C(adopted).
 version_added: "1.2.0"
 author: three-instance contributors
 options:

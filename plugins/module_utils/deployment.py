@@ -19,7 +19,7 @@ import tempfile
 RECORD_NAME = "deployment.json"
 HISTORY_NAME = "deployments.jsonl"
 #: What a record says happened. A failed attempt goes into the history only.
-OUTCOMES = ("deployed", "failed", "rolled-back", "refreshed")
+OUTCOMES = ("deployed", "failed", "rolled-back", "refreshed", "adopted")
 #: Keys every record has (lms_deployment's RETURN documents the rest).
 REQUIRED_KEYS = ("site", "release", "deployed_at", "deployed_by", "verified", "outcome")
 SITE_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")

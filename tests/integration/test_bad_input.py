@@ -25,6 +25,8 @@ HUGE = "a" * 5000
 MONDAY_NOON = "2026-11-23T12:00:00Z"
 BAD_STORE = {"bucket": "Bad_Bucket!", "prefix": "lms-backups"}
 FORGED_JOB = {"site": {"name": "acme-live", "tier": "live"}, "step": "first"}
+POC_FILES = "tests/fixtures/poc-files"
+POC_URL = "http://poc.example.invalid"
 
 # case: (playbook, extra vars, what the refusal must say)
 CASES = {
@@ -327,6 +329,33 @@ CASES = {
     "refresh_qa: forged job data": (
         "refresh_qa.yml",
         {"customer": "acme", "site_job": FORGED_JOB},
+        "cannot be given with -e",
+    ),
+    # onboard.yml (tests/fixtures/poc-files: a dump and a dataroot archive in name only)
+    "onboard: no PoC folder": ("onboard.yml", {"customer": "acme"}, "onboard.yml takes -e from="),
+    "onboard: PoC address not a URL": (
+        "onboard.yml",
+        {"customer": "acme", "from": POC_FILES, "from_wwwroot": "javascript:alert(1)"},
+        "onboard.yml takes -e from=",
+    ),
+    "onboard: folder without the PoC's files": (
+        "onboard.yml",
+        {"customer": "acme", "from": "playbooks", "from_wwwroot": POC_URL},
+        "must hold one database dump (database.pgdump or database.sql.gz) and dataroot.tar.gz",
+    ),
+    "onboard: unknown customer": (
+        "onboard.yml",
+        {"customer": "initech", "from": POC_FILES, "from_wwwroot": POC_URL},
+        "unknown customer initech",
+    ),
+    "onboard: a site instead of a customer": (
+        "onboard.yml",
+        {"customer": "acme", "site": "acme-live", "from": POC_FILES, "from_wwwroot": POC_URL},
+        "onboard takes -e customer",
+    ),
+    "onboard: forged job data": (
+        "onboard.yml",
+        {"customer": "acme", "from": POC_FILES, "from_wwwroot": POC_URL, "site_job": FORGED_JOB},
         "cannot be given with -e",
     ),
 }

@@ -1,0 +1,163 @@
+"""onboard.yml on the stack's hosts: a proof-of-concept site becomes the QA site of a new customer.
+
+The PoC is globex-dev (dev1) as its owner would hand it over: a course of its own (added by the
+test, its summary linking to the PoC's address), its database dumped with pg_dump and its dataroot
+archived with tar, copied to the controller. The new customer, initech, is a copy of the estate
+with initech added (its QA site on qa1); its QA site is converged with site.yml first, as a new
+customer's would be. Then onboard.yml: check mode changes nothing; the adoption puts the PoC's
+content on initech-qa under initech-qa's address, with its own identity, the shared test accounts,
+the checks passed, the deployment record saying so; again, nothing is adopted twice. The PoC's
+course is removed from globex-dev at the end; initech-qa stays on qa1 (the estate the other tests
+use does not list it).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+from stack_hosts import INVENTORY, PHP, REPO, ansible, installed, output_of, run_in, sql
+
+POC, POC_HOST, POC_URL = "globex-dev", "dev1", "http://globex-dev.local"
+QA_SITE, QA = "initech-qa", "qa1"
+pytestmark = pytest.mark.skipif(
+    not installed({POC: POC_HOST, "globex-qa": QA}),
+    reason="the stack scenario's containers (dev1, qa1 with Moodle installed) are not up",
+)
+
+
+def initech_estate(folder: Path) -> Path:
+    """The estate with a new customer, initech: a QA site on the QA server, no Dev or Live host."""
+    estate = yaml.safe_load((INVENTORY / "estate.yml").read_text())
+    estate["customers"]["initech"] = {
+        "flavour": "moodle",
+        "vars": {"lms_fullname": "Initech University"},
+        "tiers": {
+            "dev": {"hosts": {}},
+            "qa": {},
+            "live": {"hosts": {}, "maintenance_windows": ["sun 02:00-04:00 Europe/London"]},
+        },
+    }
+    (folder / "estate.yml").write_text(yaml.safe_dump(estate))
+    (folder / "group_vars").symlink_to(INVENTORY / "group_vars")
+    return folder
+
+
+def lms_course(host: str, site: str, **args) -> None:
+    args = {"path": f"/srv/lms/{site}/current", "web_user": site, "php": f"/usr/bin/{PHP}", **args}
+    run = ansible("ansible", host, "-b", "-m", "lms_course", "-a", json.dumps(args), timeout=600)
+    assert run.returncode == 0, run.stdout + run.stderr
+
+
+def handed_over(folder: Path) -> Path:
+    """The PoC's dump and dataroot archive, made on its host and copied to the controller."""
+    work = "/root/poc-handover"
+    run_in(POC_HOST, "rm", "-rf", work)
+    run_in(POC_HOST, "mkdir", "-p", work)
+    run_in(
+        POC_HOST,
+        "sh",
+        "-c",
+        f"runuser -u postgres -- pg_dump --format=custom --no-owner --no-acl {POC.replace('-', '_')}"
+        f" > {work}/database.pgdump && tar -czf {work}/dataroot.tar.gz -C /var/lib/lms {POC}",
+    )
+    for name in ("database.pgdump", "dataroot.tar.gz"):
+        copy = ansible("ansible", POC_HOST, "-m", "ansible.builtin.fetch",
+                       "-a", f"src={work}/{name} dest={folder}/{name} flat=true", timeout=600)  # fmt: skip
+        assert copy.returncode == 0, copy.stdout + copy.stderr
+    run_in(POC_HOST, "rm", "-rf", work)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def poc(tmp_path_factory):
+    lms_course(
+        POC_HOST,
+        POC,
+        shortname="POC1",
+        fullname="PoC course design",
+        summary=f'<a href="{POC_URL}/course/index.php">the first design</a>',
+    )
+    try:
+        yield handed_over(tmp_path_factory.mktemp("poc"))
+    finally:
+        lms_course(POC_HOST, POC, shortname="POC1", state="absent")
+
+
+@pytest.fixture(scope="module")
+def estate(tmp_path_factory):
+    """The QA server converged as the scenario's converge does (demo.yml: this machine's Moodle
+    source; Molecule's secrets, so the other sites keep theirs), now with initech-qa."""
+    folder = initech_estate(tmp_path_factory.mktemp("initech-estate"))
+    converge_vars = {"lms_source_cache_dir": str(REPO / ".cache" / "releases")}
+    if os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY"):
+        converge_vars["three_instance_secrets_dir"] = os.environ["MOLECULE_EPHEMERAL_DIRECTORY"] + "/secrets"
+    limit = f"{QA},localhost"
+    converge = ansible(
+        "ansible-playbook", "playbooks/demo.yml", "--limit", limit, "-e", json.dumps(converge_vars),
+        inventory=folder, timeout=2400,
+    )  # fmt: skip
+    assert converge.returncode == 0, converge.stdout[-6000:] + converge.stderr[-2000:]
+    return folder
+
+
+def onboard(estate: Path, poc: Path, *extra: str):
+    return ansible(
+        "ansible-playbook",
+        "playbooks/onboard.yml",
+        "-e",
+        json.dumps({"customer": "initech", "from": str(poc), "from_wwwroot": POC_URL}),
+        *extra,
+        inventory=estate,
+    )
+
+
+def site_state(host: str, site: str) -> dict:
+    return {
+        "fullname": sql(host, site, "SELECT fullname FROM mdl_course WHERE id = 1"),
+        "courses": sql(host, site, "SELECT shortname FROM mdl_course WHERE id <> 1 ORDER BY shortname"),
+        "summary": sql(host, site, "SELECT summary FROM mdl_course WHERE shortname = 'POC1'"),
+        "users": sql(host, site, "SELECT username FROM mdl_user WHERE deleted = 0 ORDER BY username"),
+        "files": sql(host, site, "SELECT count(*) FROM mdl_files WHERE filename <> '.'"),
+        "siteidentifier": sql(host, site, "SELECT value FROM mdl_config WHERE name = 'siteidentifier'"),
+    }
+
+
+def test_a_poc_is_adopted_as_the_new_customers_qa(estate, poc):
+    before = site_state(QA, QA_SITE)
+    assert before["fullname"] == "Initech University" and "POC1" not in before["courses"]
+    the_poc = site_state(POC_HOST, POC)
+
+    dry = onboard(estate, poc, "--check")
+    assert dry.returncode == 0, dry.stdout[-6000:]
+    assert site_state(QA, QA_SITE) == before  # check mode read the PoC in a scratch site only
+
+    run = onboard(estate, poc)
+    assert run.returncode == 0, run.stdout[-8000:] + run.stderr[-2000:]
+    assert f"{QA_SITE} holds the PoC poc-" in run.stdout
+    after = site_state(QA, QA_SITE)
+    # The PoC's content and accounts, under QA's address, with an identity of its own.
+    assert after["fullname"] == the_poc["fullname"] and "POC1" in after["courses"].split()
+    assert after["summary"] == '<a href="http://initech-qa.local/course/index.php">the first design</a>'
+    assert set(the_poc["users"].split()) <= set(after["users"].split())
+    assert {"tutor", "student"} <= set(after["users"].split())  # the shared test accounts
+    assert after["files"] == the_poc["files"]
+    assert after["siteidentifier"] not in (the_poc["siteidentifier"], before["siteidentifier"])
+    # Serving: the login page through nginx, out of maintenance.
+    page = output_of(QA, "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--resolve",
+                     "initech-qa.local:80:127.0.0.1", "http://initech-qa.local/login/index.php")  # fmt: skip
+    assert page == "200"
+    record = json.loads(output_of(QA, "cat", f"/srv/lms/{QA_SITE}/deployment.json"))
+    assert record["outcome"] == "adopted" and record["verified"] is True
+    assert record["adopted_from"]["wwwroot"] == POC_URL and record["adopted_from"]["poc"].startswith("poc-")
+    # The PoC's copies are gone from QA's host; the PoC itself did not change.
+    assert run_in(QA, "test", "-e", f"/var/lib/lms-verify/{QA_SITE}.poc", check=False).returncode == 1
+    assert site_state(POC_HOST, POC) == the_poc
+
+    again = onboard(estate, poc)
+    assert again.returncode == 0, again.stdout[-6000:]
+    assert "already: the same PoC was adopted before" in again.stdout
+    assert site_state(QA, QA_SITE)["siteidentifier"] == after["siteidentifier"]
