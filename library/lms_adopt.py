@@ -31,6 +31,7 @@ version_added: "1.2.0"
 author: three-instance contributors
 extends_documentation_fragment:
   - lms_site
+  - lms_scratch_site
   - lms_db_clients
 options:
   site:
@@ -55,16 +56,6 @@ options:
     description: Adopt even when this PoC is the one adopted last into the target.
     type: bool
     default: false
-  scratch_dir:
-    description: Where the scratch site is made (C(<scratch_dir>/<site>.adopt)).
-    type: path
-    default: /var/lib/lms-verify
-  db_admin_user:
-    description: OS user (PostgreSQL) or database user (MariaDB) that creates the scratch database.
-    type: str
-  db_admin_socket:
-    description: Socket folder (PostgreSQL) or file (MariaDB) of the administrator's connection.
-    type: str
 notes:
   - Check mode inspects the PoC in the scratch site (which is removed) and reports what would be
     adopted; the target is not changed.

@@ -27,20 +27,11 @@ extends_documentation_fragment:
   - lms_site
   - lms_backup_site
   - lms_store
+  - lms_scratch_site
   - lms_db_clients
 options:
   backup_id:
     description: The backup to check; the latest when unset.
-    type: str
-  scratch_dir:
-    description: Where the scratch site is made (C(<scratch_dir>/<site>)); needs room for the dataroot.
-    type: path
-    default: /var/lib/lms-verify
-  db_admin_user:
-    description: OS user (PostgreSQL) or database user (MariaDB) that creates the scratch database.
-    type: str
-  db_admin_socket:
-    description: Socket folder (PostgreSQL) or file (MariaDB) of the administrator's connection.
     type: str
   samples:
     description: Filedir files hashed again after the restore.

@@ -12,7 +12,6 @@ the task's result so far; it adds to that result and returns it, or raises :clas
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import os
 import pwd
@@ -21,18 +20,11 @@ import stat
 import tempfile
 from typing import NamedTuple
 
+from ansible.module_utils.digest import sha256_file
 from ansible.module_utils.moodle_cli import MoodleError, MoodleSite, parse_upload_summary, upload_errors
 
 #: The fields of a course that state=present sets (and compares).
 UPDATABLE = ("fullname", "idnumber", "summary", "visible", "format")
-
-
-def sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def csv_text(row: dict) -> str:
@@ -249,7 +241,7 @@ def course_backup(site: MoodleSite, params: dict, check_mode: bool, found: Found
     if not os.path.isdir(os.path.dirname(dest) or "."):
         raise MoodleError(f"the folder of {dest} does not exist; create it first")
     if os.path.exists(dest) and not params["force"]:
-        result["sha256"] = sha256(dest)
+        result["sha256"] = sha256_file(dest)
         return result
     result["changes"].append(f"backed up to {dest}")
     if check_mode:
@@ -265,7 +257,7 @@ def course_backup(site: MoodleSite, params: dict, check_mode: bool, found: Found
         work.copy_out("course.mbz", tmp)
         os.chmod(tmp, 0o640)
         os.replace(tmp, dest)
-        result["sha256"] = sha256(dest)
+        result["sha256"] = sha256_file(dest)
         result["seconds"] = run["_seconds"]
     finally:
         work.close()
@@ -280,7 +272,7 @@ def course_restored(site: MoodleSite, params: dict, check_mode: bool, found: Fou
     result["backup_file"] = src
     if not os.path.isfile(src):
         raise MoodleError(f"backup file {src} does not exist")
-    digest = sha256(src)
+    digest = sha256_file(src)
     result["sha256"] = digest
     if course is not None and course.get("restored_sha256") == digest and not params["force"]:
         return result  # this backup is in this course already

@@ -23,12 +23,12 @@ import tempfile
 import zipfile
 
 try:
-    from ansible.module_utils.course import sha256 as _sha256
+    from ansible.module_utils.digest import sha256_file
     from ansible.module_utils.moodle_cli import MoodleError, MoodleSite
     from ansible.module_utils.php.courseware import COURSEWARE_PHP
     from ansible.module_utils.safe_tar import extract_file
 except ImportError:  # unit tests: siblings on sys.path
-    from course import sha256 as _sha256
+    from digest import sha256_file
     from moodle_cli import MoodleError, MoodleSite
     from php.courseware import COURSEWARE_PHP
     from safe_tar import extract_file
@@ -102,7 +102,7 @@ def open_bundle(bundle: str, customer: str, tmp_dir: str | None = None):
             )
         for rel, sha in sorted((manifest.get("files") or {}).items()):
             path = os.path.join(work, rel)
-            if not os.path.isfile(path) or _sha256(path) != sha:
+            if not os.path.isfile(path) or sha256_file(path) != sha:
                 raise MoodleError(
                     f"{bundle}: member {rel} does not match the manifest's sha256; nothing was changed"
                 )
@@ -130,7 +130,7 @@ def publish(
 ) -> dict:
     """Load ``bundle`` into ``site`` (see the module docstring); returns the loader's answer."""
     with open_bundle(bundle, customer, tmp_dir) as (work, manifest):
-        actual = _sha256(bundle)
+        actual = sha256_file(bundle)
         if sha256 and sha256 != actual:
             raise MoodleError(f"{bundle} has sha256 {actual}, expected {sha256}; nothing was changed")
         package = os.path.join(work, PACKAGE_MEMBER)

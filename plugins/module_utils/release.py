@@ -31,11 +31,13 @@ import tempfile
 import zipfile
 
 try:
+    from ansible.module_utils.digest import sha256_file
     from ansible.module_utils.environment import branch_name
     from ansible.module_utils.s3_store import HAS_BOTO3, BotoCoreError, ClientError, StoreError, store_arg
     from ansible.module_utils.s3_store import connect as s3_connect
     from ansible.module_utils.safe_tar import extractall as safe_extractall
 except ImportError:  # unit tests and tools/: siblings on sys.path
+    from digest import sha256_file
     from environment import branch_name
     from s3_store import HAS_BOTO3, BotoCoreError, ClientError, StoreError, store_arg
     from s3_store import connect as s3_connect
@@ -269,14 +271,6 @@ def plugin_target(component: str, types: dict[str, str]) -> str:
 
 # --------------------------------------------------------------------------------------------------
 # Sources -> local folders.
-
-
-def sha256_file(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(CHUNK), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _single_top(folder: str) -> str:

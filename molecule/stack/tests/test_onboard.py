@@ -23,6 +23,9 @@ from stack_hosts import INVENTORY, PHP, REPO, ansible, installed, output_of, run
 
 POC, POC_HOST, POC_URL = "globex-dev", "dev1", "http://globex-dev.local"
 QA_SITE, QA = "initech-qa", "qa1"
+# Molecule's secrets (the scenario's converge made them; the estate fixture converges initech-qa with them).
+_EPHEMERAL = os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY")
+SECRETS = Path(_EPHEMERAL) / "secrets" if _EPHEMERAL else REPO / ".secrets"
 pytestmark = pytest.mark.skipif(
     not installed({POC: POC_HOST, "globex-qa": QA}),
     reason="the stack scenario's containers (dev1, qa1 with Moodle installed) are not up",
@@ -92,9 +95,10 @@ def estate(tmp_path_factory):
     """The QA server converged as the scenario's converge does (demo.yml: this machine's Moodle
     source; Molecule's secrets, so the other sites keep theirs), now with initech-qa."""
     folder = initech_estate(tmp_path_factory.mktemp("initech-estate"))
-    converge_vars = {"lms_source_cache_dir": str(REPO / ".cache" / "releases")}
-    if os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY"):
-        converge_vars["three_instance_secrets_dir"] = os.environ["MOLECULE_EPHEMERAL_DIRECTORY"] + "/secrets"
+    converge_vars = {
+        "lms_source_cache_dir": str(REPO / ".cache" / "releases"),
+        "three_instance_secrets_dir": str(SECRETS),
+    }
     limit = f"{QA},localhost"
     converge = ansible(
         "ansible-playbook", "playbooks/demo.yml", "--limit", limit, "-e", json.dumps(converge_vars),
@@ -135,9 +139,14 @@ def test_a_poc_is_adopted_as_the_new_customers_qa(estate, poc):
     assert dry.returncode == 0, dry.stdout[-6000:]
     assert site_state(QA, QA_SITE) == before  # check mode read the PoC in a scratch site only
 
-    run = onboard(estate, poc)
+    run = onboard(estate, poc, "-v")
     assert run.returncode == 0, run.stdout[-8000:] + run.stderr[-2000:]
     assert f"{QA_SITE} holds the PoC poc-" in run.stdout
+    # -v shows every task's result: none of QA's secrets (database, Redis, test accounts, admin) is in it.
+    secrets = {p.name: p.read_text().strip() for p in (SECRETS / QA_SITE).glob("*") if p.is_file()}
+    assert len(secrets) >= 3, sorted(secrets)  # the database's, the admin's, the test accounts'
+    leaked = [name for name, value in secrets.items() if value in run.stdout + run.stderr]
+    assert not leaked, f"secrets in onboard.yml -v output: {leaked}"
     after = site_state(QA, QA_SITE)
     # The PoC's content and accounts, under QA's address, with an identity of its own.
     assert after["fullname"] == the_poc["fullname"] and "POC1" in after["courses"].split()

@@ -14,9 +14,11 @@ import shutil
 import time
 
 try:
+    from ansible.module_utils.digest import sha256_file
     from ansible.module_utils.moodle_cli import MoodleError, MoodleSite, run_command
     from ansible.module_utils.php.adopt_inspect import INSPECT_POC_PHP
 except ImportError:  # tests: siblings on sys.path
+    from digest import sha256_file
     from moodle_cli import MoodleError, MoodleSite, run_command
     from php.adopt_inspect import INSPECT_POC_PHP
 
@@ -31,7 +33,7 @@ from .restore import (
     swap_dataroot,
 )
 from .site_config import MYSQL_TYPES, db_env, php_answer, read_site_config
-from .verify import scratch_site
+from .verify import SCRATCH_ARGS, scratch_site
 
 #: Options of lms_adopt besides the site's.
 ADOPT_ARGS = {
@@ -39,9 +41,7 @@ ADOPT_ARGS = {
     "dataroot_archive": {"type": "path", "required": True},
     "source_wwwroot": {"type": "str", "required": True},
     "force": {"type": "bool", "default": False},
-    "scratch_dir": {"type": "path", "default": "/var/lib/lms-verify"},
-    "db_admin_user": {"type": "str"},
-    "db_admin_socket": {"type": "str"},
+    **SCRATCH_ARGS,
     **DB_CLIENT_ARGS,
 }
 
@@ -65,14 +65,6 @@ def dump_format(path: str, dbtype: str) -> str:
             + ("pg_dump --format=custom" if dbtype == "pgsql" else "mysqldump output compressed with gzip")
         )
     return fmt
-
-
-def file_sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def dataroot_root(unpacked: str) -> str:
@@ -154,7 +146,7 @@ def adopt(params: dict, check_mode: bool = False) -> dict:
             raise BackupError(f"{option} {params[option]} is not a file")
     fmt = dump_format(params["dump"], cfg["dbtype"])
     digest = hashlib.sha256(
-        (file_sha256(params["dump"]) + file_sha256(params["dataroot_archive"])).encode()
+        (sha256_file(params["dump"]) + sha256_file(params["dataroot_archive"])).encode()
     ).hexdigest()
     marker = f"poc-{digest[:20]}"
     result = {

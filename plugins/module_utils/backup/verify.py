@@ -28,12 +28,17 @@ from .format import BackupError, check_objects, load_manifest, site_keys
 from .restore import DB_CLIENT_ARGS, restore
 from .site_config import php_answer, read_site_config
 
-#: Options of lms_backup_verify besides the site's and the bucket's.
-VERIFY_ARGS = {
-    "backup_id": {"type": "str"},
+#: Options of the scratch site (:func:`scratch_site`; doc fragment lms_scratch_site).
+SCRATCH_ARGS = {
     "scratch_dir": {"type": "path", "default": "/var/lib/lms-verify"},
     "db_admin_user": {"type": "str"},
     "db_admin_socket": {"type": "str"},
+}
+
+#: Options of lms_backup_verify besides the site's and the bucket's.
+VERIFY_ARGS = {
+    "backup_id": {"type": "str"},
+    **SCRATCH_ARGS,
     "samples": {"type": "int", "default": 20},
     **DB_CLIENT_ARGS,
 }
