@@ -60,7 +60,21 @@ options:
         its deployment record there (C(deployment.json)) names a Live site, or I(site) or I(web_user)
         is a Live site's name - before the backup store is read.
       - Even with it, Live is restored only from its own backups (I(source_site) unset or the Live
-        site itself).
+        site itself), except for a first build (I(first_build)) from the customer's QA.
+    type: bool
+    default: false
+  first_build:
+    description:
+      - Build a site that never served from another site's design - a new customer's Dev or Live
+        from its QA (docs/onboarding.md). Refused, before the backup store is read and also in check
+        mode, unless the target's own database says it never served - no user but the guest and its
+        site administrators, no course, nothing restored or adopted into it - or it was only ever
+        first-built and has had no users since.
+      - After the restore every user but the guest and the site administrators of the backup is
+        anonymised and deleted (enrolments, role assignments, logs, messages, their files; the
+        sanitiser's C(delete)), with the target's mail settings left as its tier set them; then the
+        module checks that no other user is left. Courses, settings and the theme stay.
+      - A Live target needs I(allow_live) with a reason, and I(source_site) the customer's QA site.
     type: bool
     default: false
   allow_live_reason:
@@ -78,6 +92,18 @@ seealso:
 """
 
 EXAMPLES = r"""
+- name: Build initech's new Live from its QA's design (no learners come along)
+  lms_restore:
+    path: /srv/lms/initech-live/current
+    web_user: initech-live
+    site: initech-live
+    source_site: initech-qa
+    customer: initech
+    store: "{{ backup_store }}"
+    first_build: true
+    allow_live: true
+    allow_live_reason: "CHG-12: initech goes live, built from QA's approved design"
+
 - name: Refill acme's QA from the latest backup of acme's Live
   lms_restore:
     path: /srv/lms/acme-qa/current
@@ -136,6 +162,11 @@ seconds:
   description: Wall time.
   returned: changed
   type: float
+first_build:
+  description: With I(first_build), the administrators kept and how many other users were removed.
+  returned: changed, with I(first_build)
+  type: dict
+  sample: {"admins_kept": ["admin"], "users_removed": 14}
 live_override:
   description: The Live site restored into with I(allow_live), and the reason given.
   returned: when the target is a Live site
@@ -161,11 +192,13 @@ def main():
         module.fail_json(msg=str(exc))
     if override:
         source = module.params["source_site"] or module.params["site"]
-        if source != override["site"]:
+        qa = override["site"].rpartition("-")[0] + "-qa"
+        if source != override["site"] and not (module.params["first_build"] and source == qa):
             module.fail_json(
                 msg=f"lms_restore refuses to restore {source[:80]}'s backup into the Live site "
                 f"{override['site']}: Live is restored only from its own backup "
-                f"(source_site={override['site']}), allow_live or not. Nothing was changed"
+                f"(source_site={override['site']}), allow_live or not; a Live that never served is "
+                f"built from its QA with first_build (source_site={qa}). Nothing was changed"
             )
         module.warn(
             f"restoring into the Live site {override['site']} (allow_live), reason: {override['reason']}"

@@ -152,7 +152,9 @@ UPDATE_STEPS = (
     {"table": "files", "set": {"author": "NULL"}, "where": "userid @NOT_KEPT@ AND author IS NOT NULL"},
 )
 
-MAIL_MODES = ("disabled", "divert")
+#: ``unchanged`` is not an option of lms_sanitise: a first build (lms_restore) removes people from a
+#: site whose own tier policy sets its mail, Live's delivering.
+MAIL_MODES = ("disabled", "divert", "unchanged")
 
 
 class SanitiseError(MoodleError):
@@ -241,6 +243,8 @@ def mail_settings(mode: str, divert_to: str) -> list[dict]:
 
     Diverting unsets ``noemailever``, unless ``config.php`` forces it (``optional``): no mail at all is
     stricter than diverted mail, so a QA site whose config.php disables mail keeps it disabled."""
+    if mode == "unchanged":
+        return []
     if mode == "disabled":
         return [{"name": "noemailever", "plugin": None, "value": "1"}]
     return [

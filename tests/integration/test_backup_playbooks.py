@@ -28,8 +28,9 @@ def estate(moodle_site, moodle_src, bucket):  # noqa: F811 - the fixture importe
     """An estate file, the /srv/lms-like code folder (links to the test sites) and the extra vars."""
     base = ms.private_tmpdir("ti-pb-")
     qa = make_target(moodle_site, moodle_src, "qa")
+    dev = make_target(moodle_site, moodle_src, "dev")  # converged, never installed: a new customer's Dev
     code = base / "srv"
-    for name, site in (("acme-live", moodle_site), ("acme-qa", qa)):
+    for name, site in (("acme-live", moodle_site), ("acme-qa", qa), ("acme-dev", dev)):
         (code / name).mkdir(parents=True)
         (code / name / "current").symlink_to(site.code)
     host = {
@@ -44,7 +45,11 @@ def estate(moodle_site, moodle_src, bucket):  # noqa: F811 - the fixture importe
                 "plugin": "three_instance",
                 "name": "backup-test",
                 "code_root": str(code),
-                "hosts": {"live0": host, "qa0": host},  # both this machine: a Live host serves Live only
+                "hosts": {
+                    "live0": host,
+                    "qa0": host,
+                    "dev0": host,
+                },  # all this machine (a Live host serves Live only)
                 "tiers": {
                     tier: {"wwwroot": f"http://{{customer}}-{tier}.local"} for tier in ("dev", "qa", "live")
                 },
@@ -52,7 +57,7 @@ def estate(moodle_site, moodle_src, bucket):  # noqa: F811 - the fixture importe
                     CUSTOMER: {
                         "flavour": "moodle",
                         "tiers": {
-                            "dev": {"hosts": {}},
+                            "dev": {"hosts": {"dev0": ["web", "db"]}, "vars": site_vars},
                             "qa": {"hosts": {"qa0": ["web", "db"]}, "vars": site_vars},
                             "live": {
                                 "hosts": {"live0": ["web", "db"]},
@@ -79,8 +84,9 @@ def estate(moodle_site, moodle_src, bucket):  # noqa: F811 - the fixture importe
         },
     }
     (base / "extra.json").write_text(json.dumps(extra))
-    yield {"base": base, "qa": qa, "live": moodle_site}
+    yield {"base": base, "qa": qa, "dev": dev, "live": moodle_site}
     shutil.rmtree(qa.base, ignore_errors=True)
+    shutil.rmtree(dev.base, ignore_errors=True)
     shutil.rmtree(base, ignore_errors=True)
 
 
@@ -110,6 +116,46 @@ def test_backup_restore_verify_playbooks(estate):
     verify = playbook(estate, "verify_backup.yml", "-e", f"customer={CUSTOMER}")
     assert verify.returncode == 0, verify.tail
     assert "restores (Moodle 20" in verify.stdout
+
+
+def test_first_build_from_qa(estate):
+    """A new customer's sites built from QA's design (docs/onboarding.md; QA holds Live's content,
+    restored by the test above): Live, which has served (a learner of its own), is refused by the
+    module on its host before anything changes, and serves on; Dev, converged and never installed,
+    takes QA's backup without its people."""
+    qa_backup = playbook(estate, "backup.yml", "-e", "site=acme-qa")
+    assert qa_backup.returncode == 0, qa_backup.tail
+    live = estate["live"]
+    live.php_eval(
+        "require_once($CFG->dirroot . '/user/lib.php');"
+        "user_create_user(['username' => 'livelearner', 'firstname' => 'L', 'lastname' => 'L',"
+        " 'email' => 'l@example.invalid', 'mnethostid' => 1, 'confirmed' => 1], false);"
+    )
+    users = "echo $DB->count_records('user');"
+    try:
+        before = live.php_eval(users).stdout.strip()
+        args = ("restore.yml", "-e", "site=acme-live", "-e", "source_site=acme-qa", "-e", "first_build=true")
+        refused = playbook(estate, *args)
+        assert refused.returncode != 0, refused.tail
+        assert "first_build refuses acme-live: it has served" in refused.stdout, refused.tail
+        assert "livelearner" in refused.stdout
+        assert "Dump the database" not in refused.stdout  # refused by the check, before Live's snapshot
+        assert live.php_eval(users).stdout.strip() == before
+        assert not (live.dataroot / "climaintenance.html").exists()
+    finally:
+        live.php_eval("delete_user($DB->get_record('user', ['username' => 'livelearner']));")
+
+    args = ("restore.yml", "-e", "site=acme-dev", "-e", "source_site=acme-qa", "-e", "first_build=true")
+    built = playbook(estate, *args)
+    assert built.returncode == 0, built.tail
+    assert "acme-dev: restored acme-qa/" in built.stdout
+    active = estate["dev"].php_eval(
+        "echo implode(' ', $DB->get_fieldset_sql("
+        "'SELECT username FROM {user} WHERE deleted = 0 ORDER BY username'));"
+    )
+    assert active.stdout.strip().splitlines()[-1].split() == ["admin", "guest"], active.stdout
+    again = playbook(estate, *args)
+    assert again.returncode == 0 and "changed=0" in again.stdout, again.tail
 
 
 @pytest.mark.parametrize(

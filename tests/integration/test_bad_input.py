@@ -127,6 +127,16 @@ CASES = {
         {"customer": "acme", "source_site": "acme-dev"},
         "restored only from its own backups",
     ),
+    "restore: a first build of Live from Dev": (
+        "restore.yml",
+        {"site": "acme-live", "source_site": "acme-dev", "first_build": True},
+        "built from its QA with -e first_build=true",
+    ),
+    "restore: a first build from the site's own backup": (
+        "restore.yml",
+        {"site": "acme-dev", "first_build": True},
+        "from another site's backup",
+    ),
     "restore: another customer's backup": (
         "restore.yml",
         {"site": "acme-qa", "source_site": "globex-live"},

@@ -54,6 +54,14 @@ def test_plan_delete_action_and_divert():
     ]
 
 
+def test_plan_mail_unchanged_for_a_first_build():
+    """A first build (lms_restore) removes people from a site whose tier sets its own mail (Live
+    delivers): the plan touches no mail setting."""
+    p = plan(action="delete", mail={"mode": "unchanged"})
+    assert p["settings"] == []
+    assert p["user_update"]["set"]["deleted"] == "1"
+
+
 def test_plan_settings_values():
     p = plan(
         settings=[

@@ -24,10 +24,12 @@ try:
     from ansible.module_utils.moodle_cli import MoodleError, MoodleSite, run_command
     from ansible.module_utils.s3_store import MIB, connect
     from ansible.module_utils.safe_tar import extract_file
+    from ansible.module_utils.sanitise import sanitise
 except ImportError:  # benchmarks, tests: siblings on sys.path
     from moodle_cli import MoodleError, MoodleSite, run_command
     from s3_store import MIB, connect
     from safe_tar import extract_file
+    from sanitise import sanitise
 
 from .format import MUC_DIR, BackupError, Content, Keys, check_objects, load_manifest, site_keys
 from .site_config import MYSQL_TYPES, db_env, read_site_config
@@ -44,6 +46,7 @@ RESTORE_ARGS = {
     "source_site": {"type": "str"},
     "backup_id": {"type": "str"},
     "force": {"type": "bool", "default": False},
+    "first_build": {"type": "bool", "default": False},
     "settings": {"type": "dict", "default": {}},
     **DB_CLIENT_ARGS,
 }
@@ -275,6 +278,8 @@ def restore(params: dict, check_mode: bool = False) -> dict:
     site = MoodleSite.from_params(params)
     cfg = read_site_config(site)
     source = params.get("source_site") or params["site"]
+    if params.get("first_build"):
+        require_never_served(site, params["site"], source)
     keys = site_keys(params, source)
     store = connect(params["store"])
     manifest = load_manifest(store, keys, params.get("backup_id"))
@@ -338,10 +343,57 @@ def restore(params: dict, check_mode: bool = False) -> dict:
     changed = [False]
     try:
         files = _restore_into(site, cfg, manifest, marker, store, keys, content, settings, params, changed)
+        if params.get("first_build"):
+            result["first_build"] = remove_people(site, params["site"])
+            site.cfg_set("first_build", marker, "three_instance")
     except Exception as exc:
         exc.target_changed = changed[0]
         raise
     return {**result, "filedir": files, "seconds": round(time.monotonic() - started, 2)}
+
+
+def require_never_served(site: MoodleSite, name: str, source: str) -> None:
+    """A first build (``first_build``) takes another site's design into a site that never served:
+    read from the target's own database, no user but the guest and its administrators, no course,
+    nothing restored or adopted into it before. Else it is refused, naming what it holds."""
+    if source == name:
+        raise BackupError(f"first_build builds {name} from another site's backup, not from its own")
+    people = site.helper("people")
+    held = []
+    if people["users"]:
+        held.append(f"{people['users']} users besides its administrators ({', '.join(people['usernames'])})")
+    # What a first build brought (the source's courses, its marker) does not count: a site built so
+    # and never opened to users may be built again from a newer backup (a re-run, a later design).
+    if not people["first_build"]:
+        if people["courses"]:
+            held.append(f"{people['courses']} courses")
+        for key in ("restored_backup", "adopted_from"):
+            if people[key]:
+                held.append(f"{key} {people[key]}")
+    if held:
+        raise BackupError(
+            f"first_build refuses {name}: it has served or holds content ("
+            + "; ".join(held)
+            + "). A first build only fills a site that never served; restore it from its own backups. "
+            "Nothing was changed"
+        )
+
+
+def remove_people(site: MoodleSite, name: str) -> dict:
+    """After a first build's restore: the source's people go - every user but the guest and the
+    site administrators is anonymised and deleted (the sanitiser's ``delete``: enrolments, role
+    assignments, logs, messages, files), the site's mail settings left as its tier set them. Checked
+    after: the site holds its administrators only."""
+    admins = site.helper("people")["admins"]
+    plan = {"keep_usernames": admins, "action": "delete", "mail": {"mode": "unchanged"}}
+    report = sanitise(site, {**plan, "email_domain": "invalid"})
+    left = site.helper("people")
+    if left["users"]:
+        raise BackupError(
+            f"first build of {name}: {left['users']} users besides the administrators are still there "
+            f"({', '.join(left['usernames'])}); the site stays as it is for a look"
+        )
+    return {"admins_kept": admins, "users_removed": report["counts"]["user"]}
 
 
 def _read_regular_file(path: str, limit: int = 1 << 20, parent: str | None = None):

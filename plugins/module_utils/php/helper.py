@@ -15,7 +15,7 @@ HELPER_PHP = (
 // argv: helper.php <config.php> <operation>; parameters as JSON on stdin (secrets never on argv).
 define('CLI_SCRIPT', true);
 $lmsop = isset($argv[2]) ? $argv[2] : '';
-if (in_array($lmsop, ['facts'])) {
+if (in_array($lmsop, ['facts', 'people'])) {
     define('CACHE_DISABLE_ALL', true); // fresh plugin list even when new code is not upgraded yet
 }
 $lmsin = json_decode(stream_get_contents(STDIN), true);
@@ -638,6 +638,41 @@ function lms_op_course_restore($in) {
     set_config('course_' . $courseid . '_restored', $in['sha256'], 'three_instance');
     return ['changed' => true, 'courseid' => $courseid, 'seconds' => round(microtime(true) - $start, 3),
             'course' => lms_course_view($DB->get_record('course', ['id' => $courseid]))];
+}
+
+function lms_op_people($in) {
+    // Who a site serves: its users that are not the guest or a site administrator, and its courses
+    // (a first build takes only a site where both are none). Read only. An empty database (a site
+    // converged without an install) has neither.
+    global $CFG, $DB;
+    if (empty($CFG->version)) {
+        return ['installed' => false, 'users' => 0, 'usernames' => [], 'admins' => [], 'courses' => 0,
+                'restored_backup' => null, 'adopted_from' => null, 'first_build' => null];
+    }
+    $admins = array_values(array_filter(array_map('intval', explode(',', $CFG->siteadmins ?? ''))));
+    [$notadmin, $params] = $admins
+        ? $DB->get_in_or_equal($admins, SQL_PARAMS_NAMED, 'adm', false)
+        : ['<> 0', []];
+    $where = "deleted = 0 AND username <> :guest AND id $notadmin";
+    $params['guest'] = 'guest';
+    $adminnames = [];
+    if ($admins) {
+        [$isadmin, $adminparams] = $DB->get_in_or_equal($admins);
+        $adminnames = $DB->get_fieldset_select('user', 'username', "deleted = 0 AND id $isadmin",
+            $adminparams);
+        sort($adminnames);
+    }
+    return [
+        'installed' => true,
+        'users' => $DB->count_records_select('user', $where, $params),
+        'usernames' => array_values(array_map(fn($u) => $u->username,
+            $DB->get_records_select('user', $where, $params, 'id', 'id, username', 0, 10))),
+        'admins' => array_values($adminnames),
+        'courses' => $DB->count_records_select('course', 'id <> ?', [SITEID]),
+        'restored_backup' => get_config('three_instance', 'restored_backup') ?: null,
+        'adopted_from' => get_config('three_instance', 'adopted_from') ?: null,
+        'first_build' => get_config('three_instance', 'first_build') ?: null,
+    ];
 }
 
 $lmsfn = 'lms_op_' . $lmsop;
