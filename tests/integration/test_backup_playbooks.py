@@ -28,9 +28,12 @@ def estate(moodle_site, moodle_src, bucket):  # noqa: F811 - the fixture importe
     """An estate file, the /srv/lms-like code folder (links to the test sites) and the extra vars."""
     base = ms.private_tmpdir("ti-pb-")
     qa = make_target(moodle_site, moodle_src, "qa")
-    dev = make_target(moodle_site, moodle_src, "dev")  # converged, never installed: a new customer's Dev
+    # A new customer, initech: its QA is acme-qa's site (the same code and database: a site is a
+    # path), its Live converged and never installed.
+    new_live = make_target(moodle_site, moodle_src, "live")
     code = base / "srv"
-    for name, site in (("acme-live", moodle_site), ("acme-qa", qa), ("acme-dev", dev)):
+    sites = (("acme-live", moodle_site), ("acme-qa", qa), ("initech-qa", qa), ("initech-live", new_live))
+    for name, site in sites:
         (code / name).mkdir(parents=True)
         (code / name / "current").symlink_to(site.code)
     host = {
@@ -39,33 +42,30 @@ def estate(moodle_site, moodle_src, bucket):  # noqa: F811 - the fixture importe
         "ansible_become_method": "su",
     }
     site_vars = {"site_user": moodle_site.web_user}
+    tiers = {
+        "dev": {"hosts": {}},
+        "qa": {"hosts": {"qa0": ["web", "db"]}, "vars": site_vars},
+        "live": {
+            "hosts": {"live0": ["web", "db"]},
+            "vars": site_vars,
+            "maintenance_windows": ["* 00:00-24:00 UTC"],
+        },
+    }
+    new_tiers = dict(tiers, live=dict(tiers["live"], hosts={"live1": ["web", "db"]}))
     (base / "estate.yml").write_text(
         yaml.safe_dump(
             {
                 "plugin": "three_instance",
                 "name": "backup-test",
                 "code_root": str(code),
-                "hosts": {
-                    "live0": host,
-                    "qa0": host,
-                    "dev0": host,
-                },  # all this machine (a Live host serves Live only)
+                # all this machine (a Live host serves one customer's Live only)
+                "hosts": {"live0": host, "qa0": host, "live1": host},
                 "tiers": {
                     tier: {"wwwroot": f"http://{{customer}}-{tier}.local"} for tier in ("dev", "qa", "live")
                 },
                 "customers": {
-                    CUSTOMER: {
-                        "flavour": "moodle",
-                        "tiers": {
-                            "dev": {"hosts": {"dev0": ["web", "db"]}, "vars": site_vars},
-                            "qa": {"hosts": {"qa0": ["web", "db"]}, "vars": site_vars},
-                            "live": {
-                                "hosts": {"live0": ["web", "db"]},
-                                "vars": site_vars,
-                                "maintenance_windows": ["* 00:00-24:00 UTC"],
-                            },
-                        },
-                    }
+                    CUSTOMER: {"flavour": "moodle", "tiers": tiers},
+                    "initech": {"flavour": "moodle", "tiers": new_tiers},
                 },
             }
         )
@@ -84,9 +84,9 @@ def estate(moodle_site, moodle_src, bucket):  # noqa: F811 - the fixture importe
         },
     }
     (base / "extra.json").write_text(json.dumps(extra))
-    yield {"base": base, "qa": qa, "dev": dev, "live": moodle_site}
+    yield {"base": base, "qa": qa, "new_live": new_live, "live": moodle_site}
     shutil.rmtree(qa.base, ignore_errors=True)
-    shutil.rmtree(dev.base, ignore_errors=True)
+    shutil.rmtree(new_live.base, ignore_errors=True)
     shutil.rmtree(base, ignore_errors=True)
 
 
@@ -119,12 +119,11 @@ def test_backup_restore_verify_playbooks(estate):
 
 
 def test_first_build_from_qa(estate):
-    """A new customer's sites built from QA's design (docs/onboarding.md; QA holds Live's content,
-    restored by the test above): Live, which has served (a learner of its own), is refused by the
-    module on its host before anything changes, and serves on; Dev, converged and never installed,
-    takes QA's backup without its people."""
-    qa_backup = playbook(estate, "backup.yml", "-e", "site=acme-qa")
-    assert qa_backup.returncode == 0, qa_backup.tail
+    """A new customer's Live built from QA's design (docs/onboarding.md; QA holds Live's content,
+    restored by the test above): acme's Live, which has served (a learner of its own), is refused
+    by the module on its host before anything changes, and serves on; initech's Live, converged and
+    never installed, takes its QA's backup inside its window, without its people (no snapshot: its
+    database is empty)."""
     live = estate["live"]
     live.php_eval(
         "require_once($CFG->dirroot . '/user/lib.php');"
@@ -133,6 +132,8 @@ def test_first_build_from_qa(estate):
     )
     users = "echo $DB->count_records('user');"
     try:
+        qa_backup = playbook(estate, "backup.yml", "-e", "site=acme-qa")
+        assert qa_backup.returncode == 0, qa_backup.tail
         before = live.php_eval(users).stdout.strip()
         args = ("restore.yml", "-e", "site=acme-live", "-e", "source_site=acme-qa", "-e", "first_build=true")
         refused = playbook(estate, *args)
@@ -145,15 +146,29 @@ def test_first_build_from_qa(estate):
     finally:
         live.php_eval("delete_user($DB->get_record('user', ['username' => 'livelearner']));")
 
-    args = ("restore.yml", "-e", "site=acme-dev", "-e", "source_site=acme-qa", "-e", "first_build=true")
+    new_backup = playbook(estate, "backup.yml", "-e", "site=initech-qa")
+    assert new_backup.returncode == 0, new_backup.tail
+    args = (
+        "restore.yml",
+        "-e",
+        "site=initech-live",
+        "-e",
+        "source_site=initech-qa",
+        "-e",
+        "first_build=true",
+    )
     built = playbook(estate, *args)
     assert built.returncode == 0, built.tail
-    assert "acme-dev: restored acme-qa/" in built.stdout
-    active = estate["dev"].php_eval(
+    assert "initech-live: restored initech-qa/" in built.stdout
+    assert "snapshotted first" not in built.stdout  # an empty database has nothing to keep
+    assert "first built from initech-qa, inside its window" in built.stdout + built.stderr  # the reason
+    new_live = estate["new_live"]
+    active = new_live.php_eval(
         "echo implode(' ', $DB->get_fieldset_sql("
         "'SELECT username FROM {user} WHERE deleted = 0 ORDER BY username'));"
     )
     assert active.stdout.strip().splitlines()[-1].split() == ["admin", "guest"], active.stdout
+    assert not (new_live.dataroot / "climaintenance.html").exists()
     again = playbook(estate, *args)
     assert again.returncode == 0 and "changed=0" in again.stdout, again.tail
 

@@ -62,14 +62,15 @@ def installed(sites: dict[str, str]) -> bool:
 
 
 def ansible(
-    tool: str, *args: str, inventory: Path | str = INVENTORY, timeout: int = 1200
+    tool: str, *args: str, inventory: Path | str = INVENTORY, timeout: int = 1200, env: dict | None = None
 ) -> subprocess.CompletedProcess:
     """An Ansible command of the repository's venv (ansible-playbook, ansible) on the estate
-    inventory, from the repository (its ansible.cfg), output captured."""
+    inventory, from the repository (its ansible.cfg), output captured; ``env`` adds to its
+    environment (THREE_INSTANCE_SITES)."""
     return subprocess.run(
         [str(BIN / tool), "-i", str(inventory), *args],
         cwd=REPO,
-        env=ENV,
+        env=dict(ENV, **(env or {})),
         capture_output=True,
         text=True,
         check=False,

@@ -1,20 +1,25 @@
-"""onboard.yml on the stack's hosts: a proof-of-concept site becomes the QA site of a new customer.
+"""onboard.yml on the stack's hosts: a proof-of-concept site becomes the QA site of a new customer,
+then its Dev is first-built from that QA (docs/onboarding.md).
 
 The PoC is globex-dev (dev1) as its owner would hand it over: a course of its own (added by the
 test, its summary linking to the PoC's address), its database dumped with pg_dump and its dataroot
 archived with tar, copied to the controller. The new customer, initech, is a copy of the estate
-with initech added (its QA site on qa1); its QA site is converged with site.yml first, as a new
-customer's would be. Then onboard.yml: check mode changes nothing; the adoption puts the PoC's
-content on initech-qa under initech-qa's address, with its own identity, the shared test accounts,
-the checks passed, the deployment record saying so; again, nothing is adopted twice. The PoC's
-course is removed from globex-dev at the end; initech-qa stays on qa1 (the estate the other tests
-use does not list it).
+with initech added (its QA site on qa1, its Dev on dev1); its sites are converged with site.yml
+first, as a new customer's would be - narrowed to initech's sites (THREE_INSTANCE_SITES), so the
+other sites of dev1 and qa1 are not touched. Then onboard.yml: check mode changes nothing; the
+adoption puts the PoC's content on initech-qa under initech-qa's address, with its own identity,
+the shared test accounts, the checks passed, the deployment record saying so; again, nothing is
+adopted twice. Then QA is backed up and initech-dev, installed and never used, is first-built from
+it with restore.yml: the PoC's course, no user but the guest and the administrators. The PoC's
+course is removed from globex-dev at the end; initech-qa and initech-dev stay on qa1 and dev1 (the
+estate the other tests use does not list them).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -23,6 +28,7 @@ from stack_hosts import INVENTORY, PHP, REPO, ansible, installed, output_of, run
 
 POC, POC_HOST, POC_URL = "globex-dev", "dev1", "http://globex-dev.local"
 QA_SITE, QA = "initech-qa", "qa1"
+DEV_SITE, DEV = "initech-dev", "dev1"
 # Molecule's secrets (the scenario's converge made them; the estate fixture converges initech-qa with them).
 _EPHEMERAL = os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY")
 SECRETS = Path(_EPHEMERAL) / "secrets" if _EPHEMERAL else REPO / ".secrets"
@@ -33,13 +39,14 @@ pytestmark = pytest.mark.skipif(
 
 
 def initech_estate(folder: Path) -> Path:
-    """The estate with a new customer, initech: a QA site on the QA server, no Dev or Live host."""
+    """The estate with a new customer, initech: a Dev site on the Dev server, a QA site on the QA
+    server, no Live host."""
     estate = yaml.safe_load((INVENTORY / "estate.yml").read_text())
     estate["customers"]["initech"] = {
         "flavour": "moodle",
         "vars": {"lms_fullname": "Initech University"},
         "tiers": {
-            "dev": {"hosts": {}},
+            "dev": {},
             "qa": {},
             "live": {"hosts": {}, "maintenance_windows": ["sun 02:00-04:00 Europe/London"]},
         },
@@ -92,17 +99,18 @@ def poc(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def estate(tmp_path_factory):
-    """The QA server converged as the scenario's converge does (demo.yml: this machine's Moodle
-    source; Molecule's secrets, so the other sites keep theirs), now with initech-qa."""
+    """initech's Dev and QA sites converged as the scenario's converge does (demo.yml: this
+    machine's Moodle source; Molecule's secrets), narrowed to initech's sites: the other sites on
+    dev1 and qa1 are not touched (their pg_hba.conf lines stay: roles/database)."""
     folder = initech_estate(tmp_path_factory.mktemp("initech-estate"))
     converge_vars = {
         "lms_source_cache_dir": str(REPO / ".cache" / "releases"),
         "three_instance_secrets_dir": str(SECRETS),
     }
-    limit = f"{QA},localhost"
+    limit = f"{DEV},{QA},localhost"
     converge = ansible(
         "ansible-playbook", "playbooks/demo.yml", "--limit", limit, "-e", json.dumps(converge_vars),
-        inventory=folder, timeout=2400,
+        inventory=folder, timeout=2400, env={"THREE_INSTANCE_SITES": "initech-*"},
     )  # fmt: skip
     assert converge.returncode == 0, converge.stdout[-6000:] + converge.stderr[-2000:]
     return folder
@@ -170,3 +178,38 @@ def test_a_poc_is_adopted_as_the_new_customers_qa(estate, poc):
     assert again.returncode == 0, again.stdout[-6000:]
     assert "already: the same PoC was adopted before" in again.stdout
     assert site_state(QA, QA_SITE)["siteidentifier"] == after["siteidentifier"]
+
+
+def test_dev_is_first_built_from_the_adopted_qa(estate, poc):
+    """QA's design (the adopted PoC) taken once and first-built into initech-dev, installed by the
+    converge and never used: the PoC's course, no user but the guest and the administrators."""
+    endpoint = json.loads((REPO / ".cache" / "s3" / "endpoint.json").read_text())
+    store = {"bucket": "molecule-backups", "prefix": "onboard-backups", "region": endpoint["region"],
+             "endpoint_url": endpoint["container_endpoint_url"], "access_key": endpoint["access_key"],
+             "secret_key": endpoint["secret_key"]}  # fmt: skip
+    extra = ("-e", json.dumps({"backup_store": store}))
+    assert "POC1" not in site_state(DEV, DEV_SITE)["courses"]
+    backup = ansible(
+        "ansible-playbook", "playbooks/backup.yml", "-e", f"site={QA_SITE}", *extra, inventory=estate
+    )
+    assert backup.returncode == 0, backup.stdout[-4000:]
+
+    build = ("playbooks/restore.yml", "-e", f"site={DEV_SITE}", "-e", f"source_site={QA_SITE}",
+             "-e", "first_build=true", *extra)  # fmt: skip
+    built = ansible("ansible-playbook", *build, inventory=estate)
+    assert built.returncode == 0, built.stdout[-6000:]
+    assert f"{DEV_SITE}: restored {QA_SITE}/" in built.stdout
+    dev = site_state(DEV, DEV_SITE)
+    assert "POC1" in dev["courses"].split()
+    assert dev["summary"] == '<a href="http://initech-dev.local/course/index.php">the first design</a>'
+    assert dev["users"].split() == ["admin", "guest"]
+    assert dev["siteidentifier"] != site_state(QA, QA_SITE)["siteidentifier"]
+    login = "http://initech-dev.local/login/index.php"
+    page = output_of(DEV, "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--resolve",
+                     "initech-dev.local:80:127.0.0.1", login)  # fmt: skip
+    assert page == "200"
+
+    again = ansible("ansible-playbook", *build, inventory=estate)
+    assert again.returncode == 0 and re.search(rf"{DEV}\s+: ok=\d+\s+changed=0 ", again.stdout), again.stdout[
+        -3000:
+    ]
