@@ -121,7 +121,15 @@ def onboard(estate: Path, poc: Path, *extra: str):
         "ansible-playbook",
         "playbooks/onboard.yml",
         "-e",
-        json.dumps({"customer": "initech", "from": str(poc), "from_wwwroot": POC_URL}),
+        # Molecule's secrets, as the converge had them: the test accounts' passwords come from there
+        json.dumps(
+            {
+                "customer": "initech",
+                "from": str(poc),
+                "from_wwwroot": POC_URL,
+                "three_instance_secrets_dir": str(SECRETS),
+            }
+        ),
         *extra,
         inventory=estate,
     )
