@@ -69,7 +69,8 @@ options:
         from its QA (docs/onboarding.md). Refused, before the backup store is read and also in check
         mode, unless the target's own database says it never served - no user but the guest and its
         site administrators, no course, nothing restored or adopted into it - or it was only ever
-        first-built and has had no users since.
+        first-built and has had no users since, or its first build stopped before its people were
+        removed (it is built again).
       - After the restore every user but the guest and the site administrators of the backup is
         anonymised and deleted (enrolments, role assignments, logs, messages, their files; the
         sanitiser's C(delete)), with the target's mail settings left as its tier set them; then the

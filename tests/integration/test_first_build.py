@@ -6,8 +6,9 @@ local S3 API; Live is another copy that holds nothing but its administrator and 
 Refused before anything is read from the store: a Live that has a user of its own, a source that is
 not the customer's QA, a first build without allow_live. Then the build: Live holds QA's courses
 and settings, no user but the guest and the administrators (the others anonymised and deleted, their
-enrolments gone), its own mail settings, an identity of its own; again, no change; once a user has
-arrived, a first build is refused for good."""
+enrolments gone), its own mail settings, an identity of its own; a build that stopped before its
+people were removed is done again by a re-run; again, no change; once a user has arrived, a first
+build is refused for good."""
 
 from __future__ import annotations
 
@@ -144,6 +145,26 @@ def test_live_is_built_from_qa_without_its_people(sites):
     assert marker.startswith("initech-qa/"), marker
     # QA itself is as it was.
     assert state(qa) == qa_state
+
+
+def test_an_interrupted_first_build_is_done_again(sites):
+    """As if the last build had stopped after loading QA's database: its marker says pending and a
+    learner of QA's is still there. A re-run (no force) builds again and removes them."""
+    live = sites["live"]
+    marker = "SELECT value FROM mdl_config_plugins WHERE plugin = 'three_instance' AND name = 'first_build'"
+    done = run_sql(live, marker)
+    run_sql(live, "UPDATE mdl_config_plugins SET value = 'pending ' || value WHERE plugin = 'three_instance'"
+            " AND name = 'first_build'")  # fmt: skip
+    run_sql(
+        live, "UPDATE mdl_user SET deleted = 0 WHERE id = (SELECT min(id) FROM mdl_user WHERE deleted = 1)"
+    )
+    live.php_eval("purge_all_caches();")
+    assert len(state(live)["active"]) == 3
+
+    again = build(sites)
+    assert again.get("changed") and not again.get("failed"), again.get("msg")
+    assert state(live)["active"] == ["admin", "guest"]
+    assert run_sql(live, marker) == done
 
 
 def test_again_is_no_change_and_a_served_live_is_refused_for_good(sites):

@@ -42,6 +42,9 @@ DB_CLIENT_ARGS = {
 }
 
 #: Options of lms_restore besides the site's and the bucket's.
+#: ``three_instance/first_build`` while a first build has loaded the database but not yet removed its people.
+FIRST_BUILD_PENDING = "pending "
+
 RESTORE_ARGS = {
     "source_site": {"type": "str"},
     "backup_id": {"type": "str"},
@@ -278,8 +281,7 @@ def restore(params: dict, check_mode: bool = False) -> dict:
     site = MoodleSite.from_params(params)
     cfg = read_site_config(site)
     source = params.get("source_site") or params["site"]
-    if params.get("first_build"):
-        require_never_served(site, params["site"], source)
+    built = require_never_served(site, params["site"], source) if params.get("first_build") else None
     keys = site_keys(params, source)
     store = connect(params["store"])
     manifest = load_manifest(store, keys, params.get("backup_id"))
@@ -333,6 +335,8 @@ def restore(params: dict, check_mode: bool = False) -> dict:
         "already_restored": False,
     }
     installed = site.has_config() and cfg_marker(site) == marker
+    if params.get("first_build"):
+        installed = installed and built == marker  # (an interrupted first build of it is done again)
     if installed and not params.get("force"):
         already = {"changed": False, "already_restored": True, "msg": f"{marker} is already restored here"}
         return {**result, **already}
@@ -352,13 +356,18 @@ def restore(params: dict, check_mode: bool = False) -> dict:
     return {**result, "filedir": files, "seconds": round(time.monotonic() - started, 2)}
 
 
-def require_never_served(site: MoodleSite, name: str, source: str) -> None:
+def require_never_served(site: MoodleSite, name: str, source: str) -> str | None:
     """A first build (``first_build``) takes another site's design into a site that never served:
     read from the target's own database, no user but the guest and its administrators, no course,
-    nothing restored or adopted into it before. Else it is refused, naming what it holds."""
+    nothing restored or adopted into it before. Else it is refused, naming what it holds. Returns
+    the backup of the first build the site holds (``<source>/<id>``), if any."""
     if source == name:
         raise BackupError(f"first_build builds {name} from another site's backup, not from its own")
     people = site.helper("people")
+    if str(people["first_build"] or "").startswith(FIRST_BUILD_PENDING):
+        # A first build that stopped after the database was loaded: the people in it are the
+        # source's, not yet removed (the site stayed in maintenance). It is done again.
+        return None
     held = []
     if people["users"]:
         held.append(f"{people['users']} users besides its administrators ({', '.join(people['usernames'])})")
@@ -377,6 +386,7 @@ def require_never_served(site: MoodleSite, name: str, source: str) -> None:
             + "). A first build only fills a site that never served; restore it from its own backups. "
             "Nothing was changed"
         )
+    return people["first_build"]
 
 
 def remove_people(site: MoodleSite, name: str) -> dict:
@@ -480,6 +490,9 @@ def _restore_into(site, cfg, manifest, marker, store, keys, content, settings, p
         # Everything is verified: from here on the target changes.
         changed[0] = True
         load_database(cfg, fetched["database"], objects["database"]["format"], params)
+        if params.get("first_build"):
+            # until its people are removed (remove_people), a re-run may build it again
+            site.cfg_set("first_build", FIRST_BUILD_PENDING + marker, "three_instance")
         swap_dataroot(dataroot, new_dataroot, staging, owner)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
