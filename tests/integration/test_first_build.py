@@ -12,11 +12,9 @@ build is refused for good."""
 
 from __future__ import annotations
 
-import uuid
-
-import boto3
 import moodle_site as ms
 import pytest
+from test_backup import bucket, store_args  # noqa: F401 - bucket is a fixture
 from test_sanitise import COURSES, clone_site, remove_clone, run_sql, seed
 
 LEARNERS = 25
@@ -24,13 +22,8 @@ ALLOW = {"allow_live": True, "allow_live_reason": "CHG-12: initech goes live, bu
 
 
 @pytest.fixture(scope="module")
-def sites(moodle_site, s3_endpoint, lms):
-    name = f"ti-first-build-{uuid.uuid4().hex[:8]}"
-    boto3.client(
-        "s3", endpoint_url=s3_endpoint["endpoint_url"], region_name=s3_endpoint["region"]
-    ).create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": s3_endpoint["region"]})
-    store = {key: s3_endpoint[key] for key in ("endpoint_url", "region", "access_key", "secret_key")}
-    store["bucket"] = name
+def sites(moodle_site, bucket, lms):  # noqa: F811 - the fixture imported above
+    store = store_args(bucket)
     qa = clone_site(moodle_site, "ti_fb_qa", wwwroot="http://initech-qa.example")
     live = clone_site(moodle_site, "ti_fb_live", wwwroot="http://initech-live.example")
     try:
