@@ -12,6 +12,9 @@ description:
     (C(lms_site_lock), C(playbooks/tasks/site_lock.yml)) records it as the lock's holder.
   - Also the tokens of every Ansible process alive on this controller now, so that a lock left
     by a run that died here can be taken over at once.
+  - And who ran it, for the records a job writes (deployment records, the lock) - the user who
+    launched the AWX / Automation Controller job (C(awx_user_name), or C(tower_user_name)), else
+    the person behind C(sudo) (C(SUDO_USER)), else the controller's user.
   - Takes no terms.
 version_added: 1.1.0
 author:
@@ -32,8 +35,9 @@ RETURN = r"""
 _raw:
   description:
     - One dict - C(controller), C(pid), C(user), C(started) (the process's start, seconds after
-      boot), C(token) (C(<controller>:<pid>:<started>)) and C(live_tokens) (the tokens of the
-      Ansible processes alive on this controller).
+      boot), C(token) (C(<controller>:<pid>:<started>)), C(live_tokens) (the tokens of the
+      Ansible processes alive on this controller) and C(operator) (who ran it - AWX's launching
+      user, else C(SUDO_USER), else C(user)).
   type: list
 """
 
@@ -81,11 +85,19 @@ class LookupModule(LookupBase):
             raise AnsibleError(f"ansible_run takes no terms (got {terms!r})")
         pid = main_process()
         controller = socket.gethostname()
+        variables = variables or {}
+        user = getpass.getuser()
         return [
             {
                 "controller": controller,
                 "pid": pid,
-                "user": getpass.getuser(),
+                "user": user,
+                "operator": str(
+                    variables.get("awx_user_name")
+                    or variables.get("tower_user_name")
+                    or os.environ.get("SUDO_USER")
+                    or user
+                ),
                 "started": started(pid),
                 "token": f"{controller}:{pid}:{started(pid)}",
                 "live_tokens": [f"{controller}:{p}:{started(p)}" for p in ansible_processes()],

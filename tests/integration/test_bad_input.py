@@ -353,6 +353,16 @@ CASES = {
         {"customer": "acme", "from": "playbooks", "from_wwwroot": POC_URL},
         "must hold one database dump (database.pgdump or database.sql.gz) and dataroot.tar.gz",
     ),
+    "onboard: a bucket's name that is not one": (
+        "onboard.yml",
+        {"customer": "acme", "from": "s3://Bad_Bucket!/initech", "from_wwwroot": POC_URL},
+        "is not s3://<bucket>/<prefix>",
+    ),
+    "onboard: a bucket's prefix with a step up": (
+        "onboard.yml",
+        {"customer": "acme", "from": "s3://poc-handover/initech/../globex", "from_wwwroot": POC_URL},
+        "is not s3://<bucket>/<prefix>",
+    ),
     "onboard: unknown customer": (
         "onboard.yml",
         {"customer": "initech", "from": POC_FILES, "from_wwwroot": POC_URL},

@@ -207,6 +207,12 @@ def test_each_failed_login_page_names_the_site_the_host_and_what_failed(result, 
 
 def test_a_site_without_moodle_needs_only_an_answer():
     assert pp.patch_health_failures([login(0, "", "303", installed=False)]) == []
+    # a database not installed yet: Moodle's page that keeps the web installer closed (lms closed.yml)
+    closed = (REPO / "roles" / "lms" / "tasks" / "closed.yml").read_text()
+    assert pp.CLOSED_PAGE in closed
+    page = f"<html><body><p>{pp.CLOSED_PAGE}</p></body></html>"
+    assert pp.patch_health_failures([login(0, page, "503", installed=False)]) == []
+    assert pp.patch_health_failures([login(0, page, "503")]) != []  # an installed site serves its login page
 
 
 def test_inactive_services_and_failed_restarts_are_failures():

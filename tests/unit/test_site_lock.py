@@ -4,6 +4,8 @@ stack scenario (molecule/stack/tests/test_release.py)."""
 
 from __future__ import annotations
 
+import getpass
+import importlib.util
 import json
 import multiprocessing
 import os
@@ -17,6 +19,10 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "plugins" / "module_utils"))
 
 import site_lock as sl
+
+_spec = importlib.util.spec_from_file_location("ansible_run", REPO / "plugins" / "lookup" / "ansible_run.py")
+ansible_run = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(ansible_run)
 
 
 def holder(token: str = "ctl1:100:5", **extra) -> dict:  # noqa: S107 - a lock token, not a secret
@@ -174,3 +180,23 @@ def test_the_lookup_names_this_run_and_sees_it_alive(tmp_path):
     assert first["token"] == second["token"] == f"{first['controller']}:{first['pid']}:{first['started']}"
     assert first["token"] in first["live_tokens"] and f"{first['controller']}:1:0" not in first["live_tokens"]
     assert first["pid"] != os.getpid()  # the ansible-playbook process, not this test's
+
+
+@pytest.mark.parametrize(
+    ("variables", "sudo_user", "operator"),
+    [
+        ({"awx_user_name": "awx-operator", "tower_user_name": "tower-name"}, "alice", "awx-operator"),
+        ({"tower_user_name": "tower-name"}, "alice", "tower-name"),
+        ({}, "alice", "alice"),
+        ({}, None, getpass.getuser()),
+    ],
+)
+def test_the_lookup_names_who_ran_it(monkeypatch, variables, sudo_user, operator):
+    """Who the records and the lock name: AWX's launching user, else the person behind sudo, else
+    the controller's user (one expression for every job: the lookup's `operator`)."""
+    if sudo_user is None:
+        monkeypatch.delenv("SUDO_USER", raising=False)
+    else:
+        monkeypatch.setenv("SUDO_USER", sudo_user)
+    run = ansible_run.LookupModule().run([], variables=variables)[0]
+    assert run["operator"] == operator and run["user"] == getpass.getuser()

@@ -3,6 +3,7 @@ environment Ansible and podman run with, commands in a test host and Ansible run
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -17,6 +18,8 @@ INVENTORY = Path(os.environ.get("STACK_INVENTORY", str(REPO / "inventories" / "l
 BIN = REPO / ".venv" / "bin"
 PHP = "php8.2"
 SITES = {"acme-dev": "dev1", "acme-qa": "qa1", "acme-live": "live1", "globex-dev": "dev1", "globex-qa": "qa1"}
+# The scenario's S3 API (tools/local_s3.py, started by the Makefile's molecule-stack)
+S3_ENDPOINT_FILE = REPO / ".cache" / "s3" / "endpoint.json"
 ENV = dict(
     os.environ,
     ANSIBLE_CONFIG=str(REPO / "ansible.cfg"),
@@ -24,6 +27,20 @@ ENV = dict(
     CONTAINERS_CONF=str(REPO / "containers" / "containers.conf"),
     PATH=f"{BIN}:{os.environ['PATH']}",
 )
+
+
+def s3_store(bucket: str | None = None, *, from_containers: bool = False, **more) -> dict:
+    """A store (backup_store, release_store, poc_store) on the scenario's S3 API: its address as the
+    controller reaches it, or as the test hosts do (``from_containers``), and its key."""
+    endpoint = json.loads(S3_ENDPOINT_FILE.read_text())
+    store = {
+        "endpoint_url": endpoint["container_endpoint_url" if from_containers else "endpoint_url"],
+        "region": endpoint["region"],
+        "access_key": endpoint["access_key"],
+        "secret_key": endpoint["secret_key"],
+        **more,
+    }
+    return {"bucket": bucket, **store} if bucket else store
 
 
 def run_in(

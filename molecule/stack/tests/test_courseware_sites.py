@@ -18,7 +18,17 @@ import sys
 from pathlib import Path
 
 import pytest
-from stack_hosts import PHP, REPO, ansible, closed_window_estate, installed, run_in, sql
+from stack_hosts import (
+    PHP,
+    REPO,
+    S3_ENDPOINT_FILE,
+    ansible,
+    closed_window_estate,
+    installed,
+    run_in,
+    s3_store,
+    sql,
+)
 
 sys.path.insert(0, str(REPO / "tests" / "unit"))
 
@@ -31,7 +41,6 @@ OLD_TEXT = "A hazard is anything that can cause harm."
 NEW_TEXT = "Hazards are reviewed every month by the site safety officer."
 READER = ("ti-cw-reader", "Reader-Pass-1!")
 # The scenario's local S3 API (side_effect.yml starts it); the release store is its release bucket.
-ENDPOINT_FILE = REPO / ".cache" / "s3" / "endpoint.json"
 
 pytestmark = [
     pytest.mark.skipif(
@@ -42,7 +51,7 @@ pytestmark = [
         bool(missing_tools()), reason=f"courseware tools missing: {', '.join(missing_tools())}"
     ),
     pytest.mark.skipif(
-        not ENDPOINT_FILE.exists(),
+        not S3_ENDPOINT_FILE.exists(),
         reason="no local S3 API (side_effect.yml starts it with the release cycle)",
     ),
 ]
@@ -55,9 +64,7 @@ def output(run: subprocess.CompletedProcess) -> str:
 @pytest.fixture(scope="module")
 def store_vars(tmp_path_factory) -> str:
     """``-e @file`` with the scenario's release store (credentials in a 0600 file, not on argv)."""
-    endpoint = json.loads(ENDPOINT_FILE.read_text())
-    store = {"type": "s3", "bucket": "molecule-releases", "prefix": "releases/"}
-    store.update({key: endpoint[key] for key in ("endpoint_url", "region", "access_key", "secret_key")})
+    store = s3_store("molecule-releases", type="s3", prefix="releases/")
     path = tmp_path_factory.mktemp("store") / "store.yml"
     path.write_text(json.dumps({"release_store": store}))
     path.chmod(0o600)

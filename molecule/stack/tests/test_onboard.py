@@ -6,10 +6,13 @@ test, its summary linking to the PoC's address), its database dumped with pg_dum
 archived with tar, copied to the controller. The new customer, initech, is a copy of the estate
 with initech added (its QA site on qa1, its Dev on dev1); its sites are converged with site.yml
 first, as a new customer's would be - narrowed to initech's sites (THREE_INSTANCE_SITES), so the
-other sites of dev1 and qa1 are not touched. Then onboard.yml: check mode changes nothing; the
-adoption puts the PoC's content on initech-qa under initech-qa's address, with its own identity,
-the shared test accounts, the checks passed, the deployment record saying so; again, nothing is
-adopted twice. Then QA is backed up and initech-dev, installed and never used, is first-built from
+other sites of dev1 and qa1 are not touched, and without an install (lms_install: false: QA takes
+the PoC, Dev its first build), so both are closed to Moodle's web installer until then. Then
+onboard.yml: check mode changes nothing; the adoption puts the PoC's content on initech-qa under
+initech-qa's address, with its own identity, the shared test accounts, the checks passed, the
+deployment record saying so; again, as AWX's "Onboard a customer" runs it (ansible-runner) with the
+PoC handed over in a bucket of the local S3 API: fetched to the controller and removed afterwards,
+nothing adopted twice. Then QA is backed up and initech-dev, never installed, is first-built from
 it with restore.yml: the PoC's course, no user but the guest and the administrators. The PoC's
 course is removed from globex-dev at the end; initech-qa and initech-dev stay on qa1 and dev1 (the
 estate the other tests use does not list them).
@@ -20,14 +23,21 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
 from pathlib import Path
 
+import boto3
 import pytest
 import yaml
-from stack_hosts import INVENTORY, PHP, REPO, ansible, installed, output_of, run_in, sql
+from stack_hosts import INVENTORY, PHP, REPO, ansible, installed, output_of, run_in, s3_store, sql
+
+# AWX's way of running a job template (ansible-runner; awx/controller.yml's surveys).
+sys.path.insert(0, str(REPO / "tests" / "integration"))
+from ansible_cli import awx_job
 
 POC, POC_HOST, POC_URL = "globex-dev", "dev1", "http://globex-dev.local"
 QA_SITE, QA = "initech-qa", "qa1"
+QA_ACCOUNTS = ("admin", "tutor", "student")
 DEV_SITE, DEV = "initech-dev", "dev1"
 # Molecule's secrets (the scenario's converge made them; the estate fixture converges initech-qa with them).
 _EPHEMERAL = os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY")
@@ -40,14 +50,15 @@ pytestmark = pytest.mark.skipif(
 
 def initech_estate(folder: Path) -> Path:
     """The estate with a new customer, initech: a Dev site on the Dev server, a QA site on the QA
-    server, no Live host."""
+    server, no Live host; converged with code and config.php, their databases left empty."""
     estate = yaml.safe_load((INVENTORY / "estate.yml").read_text())
     estate["customers"]["initech"] = {
         "flavour": "moodle",
         "vars": {"lms_fullname": "Initech University"},
+        # QA takes the PoC and Dev its first build: nothing to install (docs/onboarding.md)
         "tiers": {
-            "dev": {},
-            "qa": {},
+            "dev": {"vars": {"lms_install": False}},
+            "qa": {"vars": {"lms_install": False}},
             "live": {"hosts": {}, "maintenance_windows": ["sun 02:00-04:00 Europe/London"]},
         },
     }
@@ -146,14 +157,55 @@ def site_state(host: str, site: str) -> dict:
     }
 
 
-def test_a_poc_is_adopted_as_the_new_customers_qa(estate, poc):
-    before = site_state(QA, QA_SITE)
-    assert before["fullname"] == "Initech University" and "POC1" not in before["courses"]
+def hand_over_in_a_bucket(poc: Path) -> str:
+    """The PoC's two files put where a customer hands them over: a bucket of the local S3 API."""
+    key = s3_store()
+    client = boto3.client(
+        "s3",
+        endpoint_url=key["endpoint_url"],
+        region_name=key["region"],
+        aws_access_key_id=key["access_key"],
+        aws_secret_access_key=key["secret_key"],
+    )
+    if "poc-handover" not in [b["Name"] for b in client.list_buckets()["Buckets"]]:
+        location = {"LocationConstraint": key["region"]}
+        client.create_bucket(Bucket="poc-handover", CreateBucketConfiguration=location)
+    for name in ("database.pgdump", "dataroot.tar.gz"):
+        client.upload_file(str(poc / name), "poc-handover", f"initech/{name}")
+    return "s3://poc-handover/initech/"
+
+
+def tables(host: str, site: str) -> str:
+    return sql(host, site, "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'")
+
+
+def web_install(host: str, site: str) -> tuple[str, str]:
+    """What Moodle's web installer answers a visitor (it installs an empty database without any key
+    and gives that visitor the admin account)."""
+    url = f"http://{site}.local/admin/index.php?agreelicense=1&confirmrelease=1&lang=en"
+    out = output_of(host, "curl", "-s", "-w", "\n%{http_code}", "--max-time", "120",
+                    "--resolve", f"{site}.local:80:127.0.0.1", url)  # fmt: skip
+    body, _, status = out.rpartition("\n")
+    return status, body
+
+
+@pytest.mark.parametrize(("host", "site"), [(QA, QA_SITE), (DEV, DEV_SITE)])
+def test_a_site_never_installed_is_closed_to_the_web_installer(estate, host, site):
+    """initech's QA and Dev, converged without an install (they wait for the PoC and the first
+    build), answer 503 to the web installer, and their databases stay empty."""
+    assert tables(host, site) == "0"
+    status, body = web_install(host, site)
+    assert status == "503" and "not set up yet" in body, (status, body[:300])
+    assert tables(host, site) == "0"
+
+
+def test_a_poc_is_adopted_as_the_new_customers_qa(estate, poc, tmp_path):
+    assert tables(QA, QA_SITE) == "0"  # converged, never installed: the PoC is its first content
     the_poc = site_state(POC_HOST, POC)
 
     dry = onboard(estate, poc, "--check")
     assert dry.returncode == 0, dry.stdout[-6000:]
-    assert site_state(QA, QA_SITE) == before  # check mode read the PoC in a scratch site only
+    assert tables(QA, QA_SITE) == "0"  # check mode read the PoC in a scratch site only
 
     run = onboard(estate, poc, "-v")
     assert run.returncode == 0, run.stdout[-8000:] + run.stderr[-2000:]
@@ -170,7 +222,7 @@ def test_a_poc_is_adopted_as_the_new_customers_qa(estate, poc):
     assert set(the_poc["users"].split()) <= set(after["users"].split())
     assert {"tutor", "student"} <= set(after["users"].split())  # the shared test accounts
     assert after["files"] == the_poc["files"]
-    assert after["siteidentifier"] not in (the_poc["siteidentifier"], before["siteidentifier"])
+    assert after["siteidentifier"] != the_poc["siteidentifier"]
     # Serving: the login page through nginx, out of maintenance.
     page = output_of(QA, "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--resolve",
                      "initech-qa.local:80:127.0.0.1", "http://initech-qa.local/login/index.php")  # fmt: skip
@@ -182,21 +234,33 @@ def test_a_poc_is_adopted_as_the_new_customers_qa(estate, poc):
     assert run_in(QA, "test", "-e", f"/var/lib/lms-verify/{QA_SITE}.poc", check=False).returncode == 1
     assert site_state(POC_HOST, POC) == the_poc
 
-    again = onboard(estate, poc)
-    assert again.returncode == 0, again.stdout[-6000:]
+    # Again, as AWX runs "Onboard a customer", the PoC handed over in a bucket: the same PoC.
+    # (the QA accounts' credential carries the passwords the first run set)
+    passwords = {k: (SECRETS / QA_SITE / f"qa_{k}_password").read_text().strip() for k in QA_ACCOUNTS}
+    again = awx_job(
+        "Onboard a customer",
+        {"customer": "initech", "from": hand_over_in_a_bucket(poc), "from_wwwroot": POC_URL},
+        str(estate),
+        tmp_path / "awx",
+        {"poc_store": s3_store(), "qa_accounts_passwords": passwords},
+        {"customers": ["acme", "globex", "initech"]},
+    )
+    assert again.returncode == 0, again.tail
     assert "already: the same PoC was adopted before" in again.stdout
+    fetched = Path.home() / ".cache" / "three-instance" / "onboard" / "initech"
+    assert not fetched.exists()  # the controller's copy of the PoC is gone
     assert site_state(QA, QA_SITE)["siteidentifier"] == after["siteidentifier"]
 
 
-def test_dev_is_first_built_from_the_adopted_qa(estate, poc):
-    """QA's design (the adopted PoC) taken once and first-built into initech-dev, installed by the
-    converge and never used: the PoC's course, no user but the guest and the administrators."""
-    endpoint = json.loads((REPO / ".cache" / "s3" / "endpoint.json").read_text())
-    store = {"bucket": "molecule-backups", "prefix": "onboard-backups", "region": endpoint["region"],
-             "endpoint_url": endpoint["container_endpoint_url"], "access_key": endpoint["access_key"],
-             "secret_key": endpoint["secret_key"]}  # fmt: skip
-    extra = ("-e", json.dumps({"backup_store": store}))
-    assert "POC1" not in site_state(DEV, DEV_SITE)["courses"]
+def test_dev_is_first_built_from_the_adopted_qa(estate, poc, tmp_path):
+    """QA's design (the adopted PoC) taken once and first-built into initech-dev, converged and
+    never installed: the PoC's course, no user but the guest and the administrators."""
+    store_file = tmp_path / "store.json"  # the store's key in a 0600 file, not on the command line
+    store_file.write_text(json.dumps({"backup_store": s3_store("molecule-backups", from_containers=True,
+                                                               prefix="onboard-backups")}))  # fmt: skip
+    store_file.chmod(0o600)
+    extra = ("-e", f"@{store_file}")
+    assert tables(DEV, DEV_SITE) == "0"  # converged, never installed
     backup = ansible(
         "ansible-playbook", "playbooks/backup.yml", "-e", f"site={QA_SITE}", *extra, inventory=estate
     )

@@ -33,6 +33,7 @@ import moodle_source
 # AWX's way of running a job template (ansible-runner; awx/controller.yml's surveys).
 sys.path.insert(0, str(REPO / "tests" / "integration"))
 from ansible_cli import AwxSurveyError, awx_job
+from stack_hosts import s3_store
 
 INVENTORY = os.environ.get("STACK_INVENTORY", str(REPO / "inventories" / "local"))
 BUCKET = "molecule-releases"
@@ -77,32 +78,17 @@ if record("acme-live") is None:
         allow_module_level=True,
     )
 
-ENDPOINT = json.loads((REPO / ".cache" / "s3" / "endpoint.json").read_text())
-STORE = {
-    "type": "s3",
-    "bucket": BUCKET,
-    "prefix": "releases/",
-    "endpoint_url": ENDPOINT["endpoint_url"],
-    "region": ENDPOINT["region"],
-    "access_key": ENDPOINT["access_key"],
-    "secret_key": ENDPOINT["secret_key"],
-}
+STORE = s3_store(BUCKET, type="s3", prefix="releases/")
 # Live is backed up here before each change (side_effect.yml and every run below).
 BACKUP_BUCKET = "molecule-backups"
-BACKUP_STORE = {
-    "bucket": BACKUP_BUCKET,
-    "prefix": "lms-backups",
-    "endpoint_url": ENDPOINT["container_endpoint_url"],
-    "region": ENDPOINT["region"],
-    "access_key": ENDPOINT["access_key"],
-    "secret_key": ENDPOINT["secret_key"],
-}
+BACKUP_STORE = s3_store(BACKUP_BUCKET, from_containers=True, prefix="lms-backups")
+_S3_KEY = s3_store()
 S3 = boto3.client(
     "s3",
-    endpoint_url=ENDPOINT["endpoint_url"],
-    region_name=ENDPOINT["region"],
-    aws_access_key_id=ENDPOINT["access_key"],
-    aws_secret_access_key=ENDPOINT["secret_key"],
+    endpoint_url=_S3_KEY["endpoint_url"],
+    region_name=_S3_KEY["region"],
+    aws_access_key_id=_S3_KEY["access_key"],
+    aws_secret_access_key=_S3_KEY["secret_key"],
 )
 LIVE_MANIFESTS = "lms-backups/acme/sites/acme-live/manifests/"
 
