@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import boto3
 import yaml
 
 REPO = Path(os.environ.get("MOLECULE_PROJECT_DIRECTORY", Path(__file__).resolve().parents[3]))
@@ -41,6 +42,18 @@ def s3_store(bucket: str | None = None, *, from_containers: bool = False, **more
         **more,
     }
     return {"bucket": bucket, **store} if bucket else store
+
+
+def s3_client():
+    """A boto3 S3 client of the scenario's S3 API, as the controller reaches it."""
+    key = s3_store()
+    return boto3.client(
+        "s3",
+        endpoint_url=key["endpoint_url"],
+        region_name=key["region"],
+        aws_access_key_id=key["access_key"],
+        aws_secret_access_key=key["secret_key"],
+    )
 
 
 def run_in(

@@ -26,10 +26,9 @@ import re
 import sys
 from pathlib import Path
 
-import boto3
 import pytest
 import yaml
-from stack_hosts import INVENTORY, PHP, REPO, ansible, installed, output_of, run_in, s3_store, sql
+from stack_hosts import INVENTORY, PHP, REPO, ansible, installed, output_of, run_in, s3_client, s3_store, sql
 
 # AWX's way of running a job template (ansible-runner; awx/controller.yml's surveys).
 sys.path.insert(0, str(REPO / "tests" / "integration"))
@@ -159,16 +158,9 @@ def site_state(host: str, site: str) -> dict:
 
 def hand_over_in_a_bucket(poc: Path) -> str:
     """The PoC's two files put where a customer hands them over: a bucket of the local S3 API."""
-    key = s3_store()
-    client = boto3.client(
-        "s3",
-        endpoint_url=key["endpoint_url"],
-        region_name=key["region"],
-        aws_access_key_id=key["access_key"],
-        aws_secret_access_key=key["secret_key"],
-    )
+    client = s3_client()
     if "poc-handover" not in [b["Name"] for b in client.list_buckets()["Buckets"]]:
-        location = {"LocationConstraint": key["region"]}
+        location = {"LocationConstraint": s3_store()["region"]}
         client.create_bucket(Bucket="poc-handover", CreateBucketConfiguration=location)
     for name in ("database.pgdump", "dataroot.tar.gz"):
         client.upload_file(str(poc / name), "poc-handover", f"initech/{name}")

@@ -21,7 +21,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import boto3
 import pytest
 import testinfra
 import yaml
@@ -33,7 +32,7 @@ import moodle_source
 # AWX's way of running a job template (ansible-runner; awx/controller.yml's surveys).
 sys.path.insert(0, str(REPO / "tests" / "integration"))
 from ansible_cli import AwxSurveyError, awx_job
-from stack_hosts import s3_store
+from stack_hosts import s3_client, s3_store
 
 INVENTORY = os.environ.get("STACK_INVENTORY", str(REPO / "inventories" / "local"))
 BUCKET = "molecule-releases"
@@ -82,14 +81,7 @@ STORE = s3_store(BUCKET, type="s3", prefix="releases/")
 # Live is backed up here before each change (side_effect.yml and every run below).
 BACKUP_BUCKET = "molecule-backups"
 BACKUP_STORE = s3_store(BACKUP_BUCKET, from_containers=True, prefix="lms-backups")
-_S3_KEY = s3_store()
-S3 = boto3.client(
-    "s3",
-    endpoint_url=_S3_KEY["endpoint_url"],
-    region_name=_S3_KEY["region"],
-    aws_access_key_id=_S3_KEY["access_key"],
-    aws_secret_access_key=_S3_KEY["secret_key"],
-)
+S3 = s3_client()
 LIVE_MANIFESTS = "lms-backups/acme/sites/acme-live/manifests/"
 
 
