@@ -163,12 +163,24 @@ CASES = {
         "outside",
     ),
     "restore: site and customer both": ("restore.yml", {"site": "acme-qa", "customer": "acme"}, "not both"),
+    "restore: a QA backup over Live named by tier": (
+        "restore.yml",
+        {"customer": "acme", "tier": "live", "source_site": "acme-qa"},
+        "restored only from its own backups",
+    ),
     "restore: no backup store": ("restore.yml", {"site": "acme-qa", "backup_store": {}}, "set backup_store"),
     # backup.yml
     "backup: unknown customer": ("backup.yml", {"customer": "nobody"}, "site nobody-live is unknown"),
     "backup: site with a semicolon": ("backup.yml", {"site": "acme-dev;id"}, "give either -e site"),
     "backup: customer in capitals": ("backup.yml", {"customer": "ACME"}, "give either -e site"),
     "backup: 5,000-character site": ("backup.yml", {"site": HUGE}, "give either -e site"),
+    "backup: unknown tier": ("backup.yml", {"customer": "acme", "tier": "staging"}, "unknown tier staging"),
+    "backup: a site and a tier": ("backup.yml", {"site": "acme-qa", "tier": "live"}, "give either -e site"),
+    "backup: a tier with no host here": (
+        "backup.yml",
+        {"customer": "globex", "tier": "live"},
+        "has no web host",
+    ),
     # verify_backup.yml
     "verify_backup: backup id with a space": (
         "verify_backup.yml",

@@ -134,7 +134,7 @@ def test_schedules_spread_customers_and_parse_as_rrules():
     out = awx.schedules(CONFIG, ["acme", "globex", "initech"])
     backups = [s for s in out if s["unified_job_template"] == "Back up a site"]
     assert [s["rrule"].split(":")[1][9:13] for s in backups] == ["0130", "0230", "0330"]
-    assert backups[1]["extra_data"] == {"backup_prune": True, "customer": "globex"}
+    assert backups[1]["extra_data"] == {"backup_prune": True, "tier": "live", "customer": "globex"}
     assert len(out) == 3 * len(CONFIG["schedules"]["per_customer"]) + len(CONFIG["schedules"]["once"])
     for schedule in out:
         dtstart, rule = schedule["rrule"].split(" ")

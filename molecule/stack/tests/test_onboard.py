@@ -12,8 +12,9 @@ onboard.yml: check mode changes nothing; the adoption puts the PoC's content on 
 initech-qa's address, with its own identity, the shared test accounts, the checks passed, the
 deployment record saying so; again, as AWX's "Onboard a customer" runs it (ansible-runner) with the
 PoC handed over in a bucket of the local S3 API: fetched to the controller and removed afterwards,
-nothing adopted twice. Then QA is backed up and initech-dev, never installed, is first-built from
-it with restore.yml: the PoC's course, no user but the guest and the administrators. The PoC's
+nothing adopted twice. Then QA is backed up (as AWX's "Back up a site" runs it, tier qa) and
+initech-dev, never installed, is first-built from it with restore.yml (again, named by customer and
+tier: nothing to do): the PoC's course, no user but the guest and the administrators. The PoC's
 course is removed from globex-dev at the end; initech-qa and initech-dev stay on qa1 and dev1 (the
 estate the other tests use does not list them).
 """
@@ -247,16 +248,17 @@ def test_a_poc_is_adopted_as_the_new_customers_qa(estate, poc, tmp_path):
 def test_dev_is_first_built_from_the_adopted_qa(estate, poc, tmp_path):
     """QA's design (the adopted PoC) taken once and first-built into initech-dev, converged and
     never installed: the PoC's course, no user but the guest and the administrators."""
+    store = {"backup_store": s3_store("molecule-backups", from_containers=True, prefix="onboard-backups")}
     store_file = tmp_path / "store.json"  # the store's key in a 0600 file, not on the command line
-    store_file.write_text(json.dumps({"backup_store": s3_store("molecule-backups", from_containers=True,
-                                                               prefix="onboard-backups")}))  # fmt: skip
+    store_file.write_text(json.dumps(store))
     store_file.chmod(0o600)
     extra = ("-e", f"@{store_file}")
     assert tables(DEV, DEV_SITE) == "0"  # converged, never installed
-    backup = ansible(
-        "ansible-playbook", "playbooks/backup.yml", "-e", f"site={QA_SITE}", *extra, inventory=estate
-    )
-    assert backup.returncode == 0, backup.stdout[-4000:]
+    # QA's design taken as AWX's "Back up a site" takes it: the customer, and the tier asked for
+    backup = awx_job("Back up a site", {"customer": "initech", "tier": "qa"}, str(estate), tmp_path / "awx",
+                     store, {"customers": ["acme", "globex", "initech"]})  # fmt: skip
+    assert backup.returncode == 0, backup.tail
+    assert re.search(rf"{QA}\s+: ok=\d+\s+changed=[1-9]", backup.stdout), backup.tail
 
     build = ("playbooks/restore.yml", "-e", f"site={DEV_SITE}", "-e", f"source_site={QA_SITE}",
              "-e", "first_build=true", *extra)  # fmt: skip
@@ -273,6 +275,8 @@ def test_dev_is_first_built_from_the_adopted_qa(estate, poc, tmp_path):
                      "initech-dev.local:80:127.0.0.1", login)  # fmt: skip
     assert page == "200"
 
+    # again, the site named by customer and tier: the same site, nothing to do
+    build = ("playbooks/restore.yml", "-e", "customer=initech", "-e", "tier=dev", *build[3:])
     again = ansible("ansible-playbook", *build, inventory=estate)
     assert again.returncode == 0 and re.search(rf"{DEV}\s+: ok=\d+\s+changed=0 ", again.stdout), again.stdout[
         -3000:
