@@ -44,6 +44,14 @@ def s3_store(bucket: str | None = None, *, from_containers: bool = False, **more
     return {"bucket": bucket, **store} if bucket else store
 
 
+def vars_file(path: Path, data: dict) -> str:
+    """Extra vars holding a secret (a store's key) in a 0600 file, not on the command line: returns
+    the ``-e`` argument, ``@<path>``."""
+    path.write_text(json.dumps(data))
+    path.chmod(0o600)
+    return f"@{path}"
+
+
 def s3_client():
     """A boto3 S3 client of the scenario's S3 API, as the controller reaches it."""
     key = s3_store()

@@ -28,6 +28,7 @@ from stack_hosts import (
     run_in,
     s3_store,
     sql,
+    vars_file,
 )
 
 sys.path.insert(0, str(REPO / "tests" / "unit"))
@@ -65,10 +66,7 @@ def output(run: subprocess.CompletedProcess) -> str:
 def store_vars(tmp_path_factory) -> str:
     """``-e @file`` with the scenario's release store (credentials in a 0600 file, not on argv)."""
     store = s3_store("molecule-releases", type="s3", prefix="releases/")
-    path = tmp_path_factory.mktemp("store") / "store.yml"
-    path.write_text(json.dumps({"release_store": store}))
-    path.chmod(0o600)
-    return f"@{path}"
+    return vars_file(tmp_path_factory.mktemp("store") / "store.json", {"release_store": store})
 
 
 def build(courseware_dir: Path, store_vars: str) -> subprocess.CompletedProcess:

@@ -29,7 +29,19 @@ from pathlib import Path
 
 import pytest
 import yaml
-from stack_hosts import INVENTORY, PHP, REPO, ansible, installed, output_of, run_in, s3_client, s3_store, sql
+from stack_hosts import (
+    INVENTORY,
+    PHP,
+    REPO,
+    ansible,
+    installed,
+    output_of,
+    run_in,
+    s3_client,
+    s3_store,
+    sql,
+    vars_file,
+)
 
 # AWX's way of running a job template (ansible-runner; awx/controller.yml's surveys).
 sys.path.insert(0, str(REPO / "tests" / "integration"))
@@ -249,10 +261,7 @@ def test_dev_is_first_built_from_the_adopted_qa(estate, poc, tmp_path):
     """QA's design (the adopted PoC) taken once and first-built into initech-dev, converged and
     never installed: the PoC's course, no user but the guest and the administrators."""
     store = {"backup_store": s3_store("molecule-backups", from_containers=True, prefix="onboard-backups")}
-    store_file = tmp_path / "store.json"  # the store's key in a 0600 file, not on the command line
-    store_file.write_text(json.dumps(store))
-    store_file.chmod(0o600)
-    extra = ("-e", f"@{store_file}")
+    extra = ("-e", vars_file(tmp_path / "store.json", store))
     assert tables(DEV, DEV_SITE) == "0"  # converged, never installed
     # QA's design taken as AWX's "Back up a site" takes it: the customer, and the tier asked for
     backup = awx_job("Back up a site", {"customer": "initech", "tier": "qa"}, str(estate), tmp_path / "awx",

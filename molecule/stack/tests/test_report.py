@@ -23,11 +23,20 @@ import shutil
 import sys
 from pathlib import Path
 
-import boto3
 import jsonschema
 import pytest
 import yaml
-from stack_hosts import INVENTORY, REPO, SITES, ansible, installed
+from stack_hosts import (
+    INVENTORY,
+    REPO,
+    S3_ENDPOINT_FILE,
+    SITES,
+    ansible,
+    installed,
+    s3_client,
+    s3_store,
+    vars_file,
+)
 
 sys.path.insert(0, str(REPO / "plugins" / "module_utils"))
 sys.path.insert(0, str(REPO / "tests" / "integration"))
@@ -40,28 +49,16 @@ pytestmark = pytest.mark.skipif(
 )
 
 SCHEMA = json.loads((REPO / "files" / "estate-report.schema.json").read_text())
-ENDPOINT_FILE = REPO / ".cache" / "s3" / "endpoint.json"
 BUCKET = "molecule-backups"  # test_release.py's backup bucket (side_effect.yml creates it)
 PREFIX = "lms-report-test"  # this test's own: nothing else reads or writes here
 STALE_HOURS = 50
 
 
 @pytest.fixture(scope="module")
-def endpoint() -> dict:
-    if not ENDPOINT_FILE.is_file():
-        pytest.skip(f"no local S3 API ({ENDPOINT_FILE} is missing: the stack scenario starts it)")
-    return json.loads(ENDPOINT_FILE.read_text())
-
-
-@pytest.fixture(scope="module")
-def s3(endpoint):
-    client = boto3.client(
-        "s3",
-        endpoint_url=endpoint["endpoint_url"],
-        region_name=endpoint["region"],
-        aws_access_key_id=endpoint["access_key"],
-        aws_secret_access_key=endpoint["secret_key"],
-    )
+def s3():
+    if not S3_ENDPOINT_FILE.is_file():
+        pytest.skip(f"no local S3 API ({S3_ENDPOINT_FILE} is missing: the stack scenario starts it)")
+    client = s3_client()
     yield client
     # This test's prefix goes, whatever happened.
     listing = client.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=f"{PREFIX}/")
@@ -71,26 +68,12 @@ def s3(endpoint):
             client.delete_objects(Bucket=BUCKET, Delete={"Objects": keys})
 
 
-def store(endpoint: dict, url_key: str) -> dict:
-    """The test's backup store as the hosts (container_endpoint_url) or the controller (endpoint_url)
-    reach it."""
-    return {
-        "bucket": BUCKET,
-        "prefix": PREFIX,
-        "endpoint_url": endpoint[url_key],
-        "region": endpoint["region"],
-        "access_key": endpoint["access_key"],
-        "secret_key": endpoint["secret_key"],
-    }
-
-
-def report(endpoint: dict, folder: Path, *options: str, inventory=INVENTORY) -> dict:
+def report(folder: Path, *options: str, inventory=INVENTORY) -> dict:
     """report.yml on the estate; the backups are read on the controller, so it gets the store's
     controller address (report_backup_store). Returns the JSON document, checked against the schema."""
-    extra = {"report_dir": str(folder), "report_backup_store": store(endpoint, "endpoint_url")}
-    run = ansible(
-        "ansible-playbook", "playbooks/report.yml", "-e", json.dumps(extra), *options, inventory=inventory
-    )
+    data = {"report_dir": str(folder), "report_backup_store": s3_store(BUCKET, prefix=PREFIX)}
+    extra = vars_file(folder.parent / f"{folder.name}.json", data)
+    run = ansible("ansible-playbook", "playbooks/report.yml", "-e", extra, *options, inventory=inventory)
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
     document = json.loads((folder / "estate-report.json").read_text())
     jsonschema.Draft202012Validator(SCHEMA).validate(document)
@@ -126,18 +109,15 @@ def make_stale(s3, key: str, hours: int) -> str:
     return manifest["id"]
 
 
-def test_the_report_of_the_estate_flags_a_backup_made_stale(endpoint, s3, tmp_path):
+def test_the_report_of_the_estate_flags_a_backup_made_stale(s3, tmp_path):
     # A real backup of acme-live into the test's prefix, taken on live1.
-    backup = ansible(
-        "ansible-playbook",
-        "playbooks/backup.yml",
-        "-e",
-        json.dumps({"customer": "acme", "backup_store": store(endpoint, "container_endpoint_url")}),
-    )
+    store = s3_store(BUCKET, from_containers=True, prefix=PREFIX)
+    store = vars_file(tmp_path / "store.json", {"backup_store": store})
+    backup = ansible("ansible-playbook", "playbooks/backup.yml", "-e", "customer=acme", "-e", store)
     assert backup.returncode == 0, backup.stdout[-4000:] + backup.stderr[-2000:]
     [fresh_key] = live_manifests(s3)
 
-    fresh = report(endpoint, tmp_path / "fresh")
+    fresh = report(tmp_path / "fresh")
     by_site = rows(fresh)
     assert list(by_site) == ["acme-dev", "acme-qa", "acme-live", "globex-dev", "globex-qa"]
     assert fresh["summary"]["unreachable"] == 0
@@ -155,7 +135,7 @@ def test_the_report_of_the_estate_flags_a_backup_made_stale(endpoint, s3, tmp_pa
 
     # The store now says acme-live's newest backup is two days old.
     stale_id = make_stale(s3, fresh_key, STALE_HOURS)
-    stale = report(endpoint, tmp_path / "stale")
+    stale = report(tmp_path / "stale")
     live = rows(stale)["acme-live"]
     assert live["backup"]["latest"]["id"] == stale_id
     assert STALE_HOURS <= live["backup"]["latest"]["age_hours"] < STALE_HOURS + 1
@@ -175,7 +155,7 @@ def test_the_report_of_the_estate_flags_a_backup_made_stale(endpoint, s3, tmp_pa
     assert len(browser.colours(pixels, len(pixels[0]) // width)) > 20
 
 
-def test_the_report_with_a_host_unreachable(endpoint, s3, tmp_path):
+def test_the_report_with_a_host_unreachable(s3, tmp_path):
     """live1 behind an address nothing answers (an inventory copy): the job succeeds, its site's
     cells say unreachable, the other hosts' sites are read."""
     folder = tmp_path / "estate"
@@ -187,7 +167,7 @@ def test_the_report_with_a_host_unreachable(endpoint, s3, tmp_path):
         "ansible_ssh_common_args": "-o ConnectTimeout=3 -o BatchMode=yes",
     }
     (folder / "estate.yml").write_text(yaml.safe_dump(estate))
-    document = report(endpoint, tmp_path / "report", "-e", "customer=acme", inventory=folder)
+    document = report(tmp_path / "report", "-e", "customer=acme", inventory=folder)
     by_site = rows(document)
     assert list(by_site) == ["acme-dev", "acme-qa", "acme-live"]
     assert by_site["acme-live"]["reachable"] is False and by_site["acme-live"]["release"] is None
