@@ -390,6 +390,26 @@ CASES = {
         {"customer": "acme", "from": POC_FILES, "from_wwwroot": POC_URL, "site_job": FORGED_JOB},
         "cannot be given with -e",
     ),
+    # establish.yml
+    "establish: no customer": ("establish.yml", {}, "establish takes -e customer"),
+    "establish: a site instead of a customer": (
+        "establish.yml",
+        {"customer": "acme", "site": "acme-live"},
+        "establish takes -e customer",
+    ),
+    "establish: a release named": ("establish.yml", {"customer": "acme", "release": "r1"}, "establish takes"),
+    "establish: a backup named": ("establish.yml", {"customer": "acme", "backup_id": "x"}, "establish takes"),
+    "establish: a PoC without its address": (
+        "establish.yml",
+        {"customer": "acme", "from": POC_FILES},
+        "establish takes",
+    ),
+    "establish: unknown customer": ("establish.yml", {"customer": "initech"}, "unknown customer initech"),
+    "establish: forged job data": (
+        "establish.yml",
+        {"customer": "acme", "site_job": FORGED_JOB},
+        "cannot be given with -e",
+    ),
 }
 
 

@@ -48,7 +48,7 @@ def test_every_operator_playbook_has_a_template_and_surveys_ask_what_playbooks_r
     playbooks = {jt["playbook"] for jt in CONFIG["job_templates"]}
     for name in ("site", "build_release", "deploy", "promote", "rollback", "promote_courses", "backup",
                  "restore", "verify_backup", "refresh_qa", "releases_status", "audit",
-                 "onboard"):  # fmt: skip
+                 "onboard", "establish"):  # fmt: skip
         assert f"playbooks/{name}.yml" in playbooks, name
     code = "\n".join(p.read_text() for d in ("playbooks", "roles") for p in (REPO / d).rglob("*.yml"))
     for jt in [*CONFIG["job_templates"], CONFIG["workflow"]]:

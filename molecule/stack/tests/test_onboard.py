@@ -1,5 +1,6 @@
-"""onboard.yml on the stack's hosts: a proof-of-concept site becomes the QA site of a new customer,
-then its Dev is first-built from that QA (docs/onboarding.md).
+"""onboard.yml and establish.yml on the stack's hosts: a proof-of-concept site becomes the QA site of
+a new customer, then its Dev and Live are first-built from that QA and QA is back-fitted from Live
+(docs/onboarding.md).
 
 The PoC is globex-dev (dev1) as its owner would hand it over: a course of its own (added by the
 test, its summary linking to the PoC's address), its database dumped with pg_dump and its dataroot
@@ -16,7 +17,10 @@ nothing adopted twice. Then QA is backed up (as AWX's "Back up a site" runs it, 
 initech-dev, never installed, is first-built from it with restore.yml (again, named by customer and
 tier: nothing to do): the PoC's course, no user but the guest and the administrators. The PoC's
 course is removed from globex-dev at the end; initech-qa and initech-dev stay on qa1 and dev1 (the
-estate the other tests use does not list them).
+estate the other tests use does not list them). initech's Live has a host of its own, live2 (a Live
+host serves one customer only), a container the estate fixture starts and removes at the end; then
+establish.yml goes on from where the path stands: Live first built, QA's release on it, QA
+back-fitted from Live (stopped once by Live's closed window, then continued); again: nothing to do.
 """
 
 from __future__ import annotations
@@ -24,12 +28,14 @@ from __future__ import annotations
 import json
 import os
 import re
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import yaml
 from stack_hosts import (
+    ENV,
     INVENTORY,
     PHP,
     REPO,
@@ -51,6 +57,10 @@ POC, POC_HOST, POC_URL = "globex-dev", "dev1", "http://globex-dev.local"
 QA_SITE, QA = "initech-qa", "qa1"
 QA_ACCOUNTS = ("admin", "tutor", "student")
 DEV_SITE, DEV = "initech-dev", "dev1"
+# initech's Live host: a Live host serves one customer only, so the test makes its own (a container
+# like the scenario's, removed at the end).
+LIVE_SITE, LIVE = "initech-live", "live2"
+IMAGE = "localhost/three-instance-host:bookworm"
 # Molecule's secrets (the scenario's converge made them; the estate fixture converges initech-qa with them).
 _EPHEMERAL = os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY")
 SECRETS = Path(_EPHEMERAL) / "secrets" if _EPHEMERAL else REPO / ".secrets"
@@ -62,8 +72,10 @@ pytestmark = pytest.mark.skipif(
 
 def initech_estate(folder: Path) -> Path:
     """The estate with a new customer, initech: a Dev site on the Dev server, a QA site on the QA
-    server, no Live host; converged with code and config.php, their databases left empty."""
+    server, its Live on a host of its own; converged with code and config.php, their databases left
+    empty."""
     estate = yaml.safe_load((INVENTORY / "estate.yml").read_text())
+    estate["hosts"][LIVE] = estate["hosts"]["live1"]  # a container, as the others
     estate["customers"]["initech"] = {
         "flavour": "moodle",
         "vars": {"lms_fullname": "Initech University"},
@@ -71,7 +83,11 @@ def initech_estate(folder: Path) -> Path:
         "tiers": {
             "dev": {"vars": {"lms_install": False}},
             "qa": {"vars": {"lms_install": False}},
-            "live": {"hosts": {}, "maintenance_windows": ["sun 02:00-04:00 Europe/London"]},
+            "live": {
+                "hosts": {LIVE: ["web", "db"]},
+                "vars": {"lms_install": False},
+                "maintenance_windows": ["sun 02:00-04:00 Europe/London"],
+            },
         },
     }
     (folder / "estate.yml").write_text(yaml.safe_dump(estate))
@@ -120,23 +136,38 @@ def poc(tmp_path_factory):
         lms_course(POC_HOST, POC, shortname="POC1", state="absent")
 
 
+def start_live_host() -> None:
+    """initech's Live host, a systemd container from the test image (as playbooks/local_hosts.yml
+    makes them); `make clean-hosts` removes it if the test could not."""
+    subprocess.run(["podman", "rm", "-f", "-t", "2", LIVE], env=ENV, capture_output=True, check=False)
+    container = ["--name", LIVE, "--hostname", LIVE, "--systemd", "always", "--stop-signal", "37"]
+    subprocess.run(
+        ["podman", "run", "-d", *container, IMAGE, "/sbin/init"], env=ENV, capture_output=True, check=True
+    )
+    run_in(LIVE, "systemctl", "is-system-running", "--wait", check=False)
+
+
 @pytest.fixture(scope="module")
 def estate(tmp_path_factory):
-    """initech's Dev and QA sites converged as the scenario's converge does (demo.yml: this
-    machine's Moodle source; Molecule's secrets), narrowed to initech's sites: the other sites on
-    dev1 and qa1 are not touched (their pg_hba.conf lines stay: roles/database)."""
+    """initech's three sites converged as the scenario's converge does (demo.yml: this machine's
+    Moodle source; Molecule's secrets), narrowed to initech's sites: the other sites on dev1 and qa1
+    are not touched (their pg_hba.conf lines stay: roles/database). Live's host is new."""
     folder = initech_estate(tmp_path_factory.mktemp("initech-estate"))
     converge_vars = {
         "lms_source_cache_dir": str(REPO / ".cache" / "releases"),
         "three_instance_secrets_dir": str(SECRETS),
     }
-    limit = f"{DEV},{QA},localhost"
-    converge = ansible(
-        "ansible-playbook", "playbooks/demo.yml", "--limit", limit, "-e", json.dumps(converge_vars),
-        inventory=folder, timeout=2400, env={"THREE_INSTANCE_SITES": "initech-*"},
-    )  # fmt: skip
-    assert converge.returncode == 0, converge.stdout[-6000:] + converge.stderr[-2000:]
-    return folder
+    limit = f"{DEV},{QA},{LIVE},localhost"
+    try:
+        start_live_host()
+        converge = ansible(
+            "ansible-playbook", "playbooks/demo.yml", "--limit", limit, "-e", json.dumps(converge_vars),
+            inventory=folder, timeout=2400, env={"THREE_INSTANCE_SITES": "initech-*"},
+        )  # fmt: skip
+        assert converge.returncode == 0, converge.stdout[-6000:] + converge.stderr[-2000:]
+        yield folder
+    finally:
+        subprocess.run(["podman", "rm", "-f", "-t", "2", LIVE], env=ENV, capture_output=True, check=False)
 
 
 def onboard(estate: Path, poc: Path, *extra: str):
@@ -180,6 +211,15 @@ def hand_over_in_a_bucket(poc: Path) -> str:
     return "s3://poc-handover/initech/"
 
 
+def marker(host: str, site: str, name: str) -> str:
+    """A marker lms_restore keeps in the site's database (first_build, restored_backup)."""
+    return sql(
+        host,
+        site,
+        f"SELECT value FROM mdl_config_plugins WHERE plugin = 'three_instance' AND name = '{name}'",  # noqa: S608 - the names are this test's own
+    )
+
+
 def tables(host: str, site: str) -> str:
     return sql(host, site, "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'")
 
@@ -194,10 +234,10 @@ def web_install(host: str, site: str) -> tuple[str, str]:
     return status, body
 
 
-@pytest.mark.parametrize(("host", "site"), [(QA, QA_SITE), (DEV, DEV_SITE)])
+@pytest.mark.parametrize(("host", "site"), [(QA, QA_SITE), (DEV, DEV_SITE), (LIVE, LIVE_SITE)])
 def test_a_site_never_installed_is_closed_to_the_web_installer(estate, host, site):
-    """initech's QA and Dev, converged without an install (they wait for the PoC and the first
-    build), answer 503 to the web installer, and their databases stay empty."""
+    """initech's sites, converged without an install (they wait for the PoC and the first builds),
+    answer 503 to the web installer, and their databases stay empty."""
     assert tables(host, site) == "0"
     status, body = web_install(host, site)
     assert status == "503" and "not set up yet" in body, (status, body[:300])
@@ -290,3 +330,78 @@ def test_dev_is_first_built_from_the_adopted_qa(estate, poc, tmp_path):
     assert again.returncode == 0 and re.search(rf"{DEV}\s+: ok=\d+\s+changed=0 ", again.stdout), again.stdout[
         -3000:
     ]
+
+
+def establish(estate: Path, stores: str, *extra: str):
+    command = ("playbooks/establish.yml", "-e", "customer=initech", "-e", stores, *extra)
+    return ansible("ansible-playbook", *command, inventory=estate, timeout=2400)
+
+
+def test_establish_goes_on_from_where_the_path_stands_then_has_nothing_to_do(estate, poc, tmp_path):
+    """The path continued by establish.yml after Dev's first build by hand (above): Live first built
+    from the backup Dev was built from, QA's release on Live, QA back-fitted from Live; stopped by
+    Live's window first, then continued; again: every step skipped, nothing changed."""
+    stores = vars_file(tmp_path / "stores.json", {
+        "backup_store": s3_store("molecule-backups", from_containers=True, prefix="onboard-backups"),
+        "release_store": s3_store("molecule-releases", type="s3", prefix="releases/"),
+        "three_instance_secrets_dir": str(SECRETS),
+    })  # fmt: skip
+    # Dev and QA run a release of the store, as releases go (the adopted QA ran the converge's build)
+    to_dev = (
+        "playbooks/deploy.yml",
+        "-e",
+        "customer=initech",
+        "-e",
+        "tier=dev",
+        "-e",
+        "release=moodle-5.1-r1",
+    )
+    for step in (to_dev, ("playbooks/promote.yml", "-e", "customer=initech", "-e", "to=qa")):
+        done = ansible("ansible-playbook", *step, "-e", stores, inventory=estate, timeout=1800)
+        assert done.returncode == 0, done.stdout[-4000:]
+    dev_built = sql(
+        DEV,
+        DEV_SITE,
+        "SELECT value FROM mdl_config_plugins WHERE plugin = 'three_instance' AND name = 'first_build'",
+    )
+
+    # Live's window is closed (a Monday noon): the run stops at Live's first build, before Live changes.
+    closed = establish(estate, stores, "-e", "restore_at=2026-11-23T12:00:00Z")
+    assert closed.returncode != 0 and "outside" in closed.stdout, closed.stdout[-4000:]
+    assert "first_build_dev: skip (done)" in closed.stdout
+    assert f"backup_qa: skip (the first builds take {dev_built}, as before)" in closed.stdout
+    assert tables(LIVE, LIVE_SITE) == "0"
+
+    run = establish(estate, stores, "-e", "override_window_reason=initech goes live (test)")
+    assert run.returncode == 0, run.stdout[-8000:]
+    live = site_state(LIVE, LIVE_SITE)
+    assert "POC1" in live["courses"].split() and live["users"].split() == ["admin", "guest"]
+    assert live["summary"] == '<a href="http://initech-live.local/course/index.php">the first design</a>'
+    live_built = sql(
+        LIVE,
+        LIVE_SITE,
+        "SELECT value FROM mdl_config_plugins WHERE plugin = 'three_instance' AND name = 'first_build'",
+    )
+    assert live_built == dev_built  # the same design as Dev
+    record = json.loads(output_of(LIVE, "cat", f"/srv/lms/{LIVE_SITE}/deployment.json"))
+    assert record["release"] == "moodle-5.1-r1" and record["verified"] is True
+    qa = site_state(QA, QA_SITE)
+    restored = sql(
+        QA,
+        QA_SITE,
+        "SELECT value FROM mdl_config_plugins WHERE plugin = 'three_instance' AND name = 'restored_backup'",
+    )
+    assert restored.startswith(f"{LIVE_SITE}/"), restored
+    assert set(qa["users"].split()) == {
+        "admin",
+        "guest",
+        "tutor",
+        "student",
+    }  # Live's and the shared accounts
+    assert "POC1" in qa["courses"].split()
+
+    again = establish(estate, stores)
+    assert again.returncode == 0, again.stdout[-4000:]
+    assert again.stdout.count(": skip (") >= 7 and ": run (" not in again.stdout
+    for host in (DEV, QA, LIVE):
+        assert not re.search(rf"^{host}\s+: ok=\d+\s+changed=[1-9]", again.stdout, re.M), again.stdout[-3000:]
