@@ -32,6 +32,8 @@ options:
     description:
       - Ask C(upgrade.php) whether an upgrade is pending and whether it needs maintenance mode
         (one more PHP run). When false, C(upgrade_pending) and C(maintenance_required) are null.
+      - Code older than the database (a release before the one that upgraded it) fails here,
+        naming both versions. Moodle cannot downgrade; C(upgrade.php) would stop on it too.
     type: bool
     default: true
 notes:

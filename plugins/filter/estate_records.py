@@ -7,12 +7,13 @@ site without a host in this inventory is not among them.
 
     hostvars | estate_records                    # every site
     hostvars | estate_records(customer='acme')   # one customer's
+    hostvars | estate_records(fields=['name', 'dataroot'])   # only these keys (no vars: they hold secrets)
 """
 
 from __future__ import annotations
 
 
-def estate_records(hostvars, customer: str | None = None) -> list[dict]:
+def estate_records(hostvars, customer: str | None = None, fields: list[str] | None = None) -> list[dict]:
     records: dict[str, dict] = {}
     for host in hostvars:
         for site in hostvars[host].get("estate_sites") or []:
@@ -21,6 +22,8 @@ def estate_records(hostvars, customer: str | None = None) -> list[dict]:
     found = [records[name] for name in sorted(records)]
     if customer is not None:
         found = [site for site in found if site.get("customer") == customer]
+    if fields is not None:
+        found = [{key: site[key] for key in fields if key in site} for site in found]
     return found
 
 

@@ -760,6 +760,28 @@ def environment_facts(site: MoodleSite, code: dict, info: dict) -> dict | None:
     return dict(required, unmet=problems, installed_branch=installed)
 
 
+def _version_number(version) -> float | None:
+    try:
+        return float(version)
+    except (TypeError, ValueError):
+        return None
+
+
+def refuse_downgrade(facts: dict) -> None:
+    """Moodle cannot go back to older code once its database is upgraded (``upgrade.php`` stops with
+    "downgradedcore"): say so with both versions and the way back, before anything asks it to."""
+    code, database = _version_number(facts["version"]), _version_number(facts["installed_version"])
+    if code is None or database is None or code >= database:
+        return
+    flavour = str(facts["flavour"]).capitalize()
+    raise MoodleError(
+        f"refused: the code in {facts['path']} is {flavour} {facts['version']} ({facts['release']}), "
+        f"older than the site's database ({facts['installed_version']}, {facts['installed_release']}); "
+        "Moodle cannot downgrade a database. Deploy a release of this version or newer, or roll back "
+        "(rollback.yml restores the snapshot taken before the upgrade); nothing was changed"
+    )
+
+
 def site_facts(site: MoodleSite, deployment_record: str | None = None, check_upgrade: bool = True) -> dict:
     """Everything ``lms_facts`` reports, in one dict (see its RETURN)."""
     code = site.code_version()
@@ -816,6 +838,7 @@ def site_facts(site: MoodleSite, deployment_record: str | None = None, check_upg
         environment=environment_facts(site, code, info),
     )
     if facts["installed"] and check_upgrade:
+        refuse_downgrade(facts)
         status = site.upgrade_status()
         facts["upgrade_pending"] = status["pending"]
         facts["maintenance_required"] = status["maintenance_required"]

@@ -375,6 +375,16 @@ CASES = {
         {"customer": "acme", "from": "s3://poc-handover/initech/../globex", "from_wwwroot": POC_URL},
         "is not s3://<bucket>/<prefix>",
     ),
+    "onboard: a running PoC on a host not in the inventory": (
+        "onboard.yml",
+        {"customer": "acme", "from": "host://poc.example.invalid/var/www/moodle", "from_wwwroot": POC_URL},
+        "is not host://<a host of this inventory>/",
+    ),
+    "onboard: a running PoC's folder with a step up": (
+        "onboard.yml",
+        {"customer": "acme", "from": "host://dev1/srv/poc/../lms/globex-dev", "from_wwwroot": POC_URL},
+        "is not host://<a host of this inventory>/",
+    ),
     "onboard: unknown customer": (
         "onboard.yml",
         {"customer": "initech", "from": POC_FILES, "from_wwwroot": POC_URL},

@@ -43,3 +43,8 @@ def test_one_customer():
 def test_the_hosts_own_entries_are_untouched():
     estate_records(HOSTVARS)
     assert HOSTVARS["w2"]["estate_sites"][0]["host_roles"] == ["web"]
+
+
+def test_only_the_fields_asked_for():
+    records = estate_records(HOSTVARS, fields=["name", "tier", "dataroot"])
+    assert records == [{"name": "acme-qa", "tier": "qa"}, {"name": "initech-live", "tier": "live"}]

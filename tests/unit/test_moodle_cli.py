@@ -509,3 +509,24 @@ def test_mask_argv():
         "--unset",
         "plain",
     ]
+
+
+def _facts(code: str, database: str | None) -> dict:
+    return {"path": "/srv/lms/x/releases/r1", "flavour": "moodle", "version": code, "release": "5.1+",
+            "installed_version": database, "installed_release": "5.1.1+"}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("code", "database"),
+    [("2025100600.02", "2025100600.02"), ("2025100601.00", "2025100600.02"), ("2025100600.02", None)],
+)
+def test_code_at_or_above_the_database_is_not_a_downgrade(code, database):
+    mc.refuse_downgrade(_facts(code, database))
+
+
+def test_code_older_than_the_database_is_refused_naming_both_versions():
+    with pytest.raises(mc.MoodleError) as caught:
+        mc.refuse_downgrade(_facts("2025100600.02", "2025100601.00"))
+    text = str(caught.value)
+    assert "Moodle 2025100600.02 (5.1+), older than the site's database (2025100601.00, 5.1.1+)" in text
+    assert "rollback.yml" in text

@@ -28,6 +28,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import secrets
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -52,6 +54,9 @@ from stack_hosts import (
 # AWX's way of running a job template (ansible-runner; awx/controller.yml's surveys).
 sys.path.insert(0, str(REPO / "tests" / "integration"))
 from ansible_cli import awx_job
+
+sys.path.insert(0, str(REPO / "tools"))
+import moodle_source
 
 POC, POC_HOST, POC_URL = "globex-dev", "dev1", "http://globex-dev.local"
 QA_SITE, QA = "initech-qa", "qa1"
@@ -170,7 +175,7 @@ def estate(tmp_path_factory):
         subprocess.run(["podman", "rm", "-f", "-t", "2", LIVE], env=ENV, capture_output=True, check=False)
 
 
-def onboard(estate: Path, poc: Path, *extra: str):
+def onboard(estate: Path, poc: Path | str, *extra: str, wwwroot: str = POC_URL):
     return ansible(
         "ansible-playbook",
         "playbooks/onboard.yml",
@@ -180,7 +185,7 @@ def onboard(estate: Path, poc: Path, *extra: str):
             {
                 "customer": "initech",
                 "from": str(poc),
-                "from_wwwroot": POC_URL,
+                "from_wwwroot": wwwroot,
                 "three_instance_secrets_dir": str(SECRETS),
             }
         ),
@@ -372,8 +377,18 @@ def test_establish_goes_on_from_where_the_path_stands_then_has_nothing_to_do(est
     assert f"backup_qa: skip (the first builds take {dev_built}, as before)" in closed.stdout
     assert tables(LIVE, LIVE_SITE) == "0"
 
-    run = establish(estate, stores, "-e", "override_window_reason=initech goes live (test)")
+    run = establish(estate, stores, "-e", "override_window_reason=initech goes live (test)", "-v")
     assert run.returncode == 0, run.stdout[-8000:]
+    # -v shows every task's result: none of the three sites' secrets is in it.
+    secrets = {
+        f"{site}/{p.name}": p.read_text().strip()
+        for site in (DEV_SITE, QA_SITE, LIVE_SITE)
+        for p in (SECRETS / site).glob("*")
+        if p.is_file()
+    }
+    assert len(secrets) >= 6, sorted(secrets)
+    leaked = [name for name, value in secrets.items() if value in run.stdout + run.stderr]
+    assert not leaked, f"secrets in establish.yml -v output: {leaked}"
     live = site_state(LIVE, LIVE_SITE)
     assert "POC1" in live["courses"].split() and live["users"].split() == ["admin", "guest"]
     assert live["summary"] == '<a href="http://initech-live.local/course/index.php">the first design</a>'
@@ -405,3 +420,190 @@ def test_establish_goes_on_from_where_the_path_stands_then_has_nothing_to_do(est
     assert again.stdout.count(": skip (") >= 7 and ": run (" not in again.stdout
     for host in (DEV, QA, LIVE):
         assert not re.search(rf"^{host}\s+: ok=\d+\s+changed=[1-9]", again.stdout, re.M), again.stdout[-3000:]
+
+
+# ----- a point release, the one way to Live ------------------------------------------------------------
+
+POINT = "moodle-5.1.1-r1"
+#: Sunday 02:30 in London: inside initech-live's window (sun 02:00-04:00 Europe/London).
+IN_LIVE_WINDOW = "2026-12-06T02:30:00Z"
+
+
+def _link_or_copy(source: str, target: str) -> None:
+    try:
+        os.link(source, target)
+    except OSError:  # another file system
+        shutil.copy2(source, target)
+
+
+def point_release_tree(source: Path, tree: Path) -> str:
+    """The next point release of the Moodle tree ``source`` (5.1 -> 5.1.1), standing in for the
+    upstream one, which this machine cannot download: the same files (hard links where the file system
+    allows), version.php with the next point's $version (...00.02 -> ...01.00) and $release. Moodle's
+    upgrade to it is the core upgrade of a point release (no schema step is due in the same code), so
+    the build, deploys, promotions, snapshot, backup and checks are the real ones. Returns $version."""
+    shutil.copytree(source, tree, copy_function=_link_or_copy, symlinks=True)
+    version_php = next(p for p in (tree / "public" / "version.php", tree / "version.php") if p.exists())
+    text = version_php.read_text()
+    point = re.search(r"^\$version\s*=\s*([0-9.]+)", text, re.M).group(1)
+    version = f"{int(float(point)) + 1}.00"
+    text = re.sub(r"^(\$version\s*=\s*)[0-9.]+", rf"\g<1>{version}", text, flags=re.M)
+    release = "'5.1.1 (Build: three-instance test)'"
+    text = re.sub(r"^(\$release\s*=\s*)'[^']*'", rf"\g<1>{release}", text, flags=re.M)
+    version_php.unlink()  # a hard link: never write through it into the source tree
+    version_php.write_text(text)
+    return version
+
+
+def db_version(host: str, site: str) -> float:
+    return float(sql(host, site, "SELECT value FROM mdl_config WHERE name = 'version'"))
+
+
+def test_a_point_release_goes_dev_qa_live_inside_the_window_and_never_back(estate, tmp_path):
+    """A point release of the branch (core $version raised, the same branch) is a release like any
+    other: built once, deployed to Dev, promoted to QA and, inside Live's window, to Live - each
+    upgraded in maintenance, checked and recorded, Live snapshotted and backed up first. The release
+    before it cannot go back on a site it upgraded: refused before anything changes, naming both
+    versions."""
+    source = moodle_source.resolve("5.1")
+    if not source["path"] or source["type"] != "dir":
+        pytest.skip(f"a Moodle 5.1 tree is needed to make its point release: {source.get('message', source)}")
+    version = float(point_release_tree(Path(source["path"]), tmp_path / "moodle-5.1.1"))
+    manifest = tmp_path / f"{POINT}.yml"
+    manifest.write_text(yaml.safe_dump({"release": POINT, "flavour": "moodle", "branch": "5.1",
+                                        "core": {"dir": str(tmp_path / "moodle-5.1.1")}}))  # fmt: skip
+    stores = vars_file(tmp_path / "stores.json", {
+        "backup_store": s3_store("molecule-backups", from_containers=True, prefix="onboard-backups"),
+        "release_store": s3_store("molecule-releases", type="s3", prefix="releases/"),
+    })  # fmt: skip
+    built = ansible("ansible-playbook", "playbooks/build_release.yml", "-e", f"manifest={manifest}",
+                    "-e", stores, inventory=estate, timeout=1800)  # fmt: skip
+    assert built.returncode == 0, built.stdout[-3000:]
+    before = db_version(LIVE, LIVE_SITE)
+    assert before < version
+
+    def initech(playbook: str, *extra: str):
+        command = (f"playbooks/{playbook}", "-e", "customer=initech", "-e", stores, *extra)
+        return ansible("ansible-playbook", *command, inventory=estate, timeout=1800)
+
+    for playbook, *extra in (
+        ("deploy.yml", "-e", "tier=dev", "-e", f"release={POINT}"),
+        ("promote.yml", "-e", "to=qa"),
+        ("promote.yml", "-e", "to=live", "-e", f"release_at={IN_LIVE_WINDOW}"),
+    ):
+        done = initech(playbook, *extra)
+        assert done.returncode == 0, done.stdout[-4000:]
+    for host, site in ((DEV, DEV_SITE), (QA, QA_SITE), (LIVE, LIVE_SITE)):
+        record = json.loads(output_of(host, "cat", f"/srv/lms/{site}/deployment.json"))
+        assert record["release"] == POINT and record["verified"] is True, (site, record["checks"])
+        assert record["upgraded"] is True and record["previous_release"] == "moodle-5.1-r1", site
+        assert float(record["lms_version"]) == version == db_version(host, site), site
+    live = json.loads(output_of(LIVE, "cat", f"/srv/lms/{LIVE_SITE}/deployment.json"))
+    assert live["override_window_reason"] is None  # inside the window, no override
+    assert live["snapshot"] and live["backup"], live  # Live copied twice before it changed
+
+    # The release before it, on the Dev site it upgraded: refused before anything changes.
+    back = initech("deploy.yml", "-e", "tier=dev", "-e", "release=moodle-5.1-r1")
+    assert back.returncode != 0
+    assert "older than the site's database" in back.stdout, back.stdout[-4000:]
+    assert "Moodle cannot downgrade" in back.stdout
+    assert json.loads(output_of(DEV, "cat", f"/srv/lms/{DEV_SITE}/deployment.json"))["release"] == POINT
+    assert db_version(DEV, DEV_SITE) == version
+    login = "http://initech-dev.local/login/index.php"
+    page = output_of(DEV, "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--resolve",
+                     "initech-dev.local:80:127.0.0.1", login)  # fmt: skip
+    assert page == "200"
+
+
+# ----- a PoC handed over by its running site -----------------------------------------------------------
+
+RUNNING_POC, RUNNING_POC_URL = "/srv/poc/globex", "http://globex-poc.local"
+RUNNING_POC_DATA, RUNNING_POC_DB = "/var/lib/poc/globex", "poc_globex"
+RUNNING_POC_CONFIG = """<?php  // a PoC of its own, outside the estate
+unset($CFG);
+global $CFG;
+$CFG = new stdClass();
+$CFG->dbtype = 'pgsql';
+$CFG->dblibrary = 'native';
+$CFG->dbhost = 'localhost';
+$CFG->dbname = '{db}';
+$CFG->dbuser = '{db}';
+$CFG->dbpass = '{password}';
+$CFG->prefix = 'mdl_';
+$CFG->dboptions = ['dbport' => 5432, 'dbsocket' => '/var/run/postgresql'];
+$CFG->wwwroot = '{url}';
+$CFG->dataroot = '{data}';
+$CFG->admin = 'admin';
+$CFG->directorypermissions = 02777;
+require_once(__DIR__ . '/lib/setup.php');
+"""
+
+
+def _drop_running_poc() -> None:
+    run_in(DEV, "sh", "-c", f"rm -rf {RUNNING_POC} {RUNNING_POC_DATA} && sed -i '/{RUNNING_POC_DB}/d' "
+           "/etc/postgresql/*/main/pg_hba.conf && systemctl reload postgresql", check=False)  # fmt: skip
+    drop = f"DROP DATABASE IF EXISTS {RUNNING_POC_DB}; DROP ROLE IF EXISTS {RUNNING_POC_DB};"
+    run_in(DEV, "runuser", "-u", "postgres", "--", "psql", "-q", stdin=drop, check=False)
+
+
+@pytest.fixture(scope="module")
+def running_poc(estate):
+    """A PoC running on dev1 outside the estate, as a customer's PoC on a provider's server is: globex-dev
+    copied - its code hard-linked into a folder of its own with a config.php of its own, its database into
+    one owned by a role of its own (its pg_hba.conf line), its dataroot owned by www-data. After the estate
+    fixture's converge (which writes dev1's pg_hba.conf); removed at the end."""
+    password = secrets.token_hex(16)
+    _drop_running_poc()
+    db, data, globex = RUNNING_POC_DB, RUNNING_POC_DATA, POC.replace("-", "_")
+    make = f"""set -e
+mkdir -p /srv/poc /var/lib/poc
+cp -al "$(readlink -f /srv/lms/{POC}/current)" {RUNNING_POC}
+rm -rf {RUNNING_POC}/config.php {RUNNING_POC}/.three-instance-release {RUNNING_POC}/.three-instance
+cat > {RUNNING_POC}/config.php
+cp -a /var/lib/lms/{POC} {data}
+chown -R www-data:www-data {data}
+runuser -u postgres -- psql -q -v ON_ERROR_STOP=1 <<SQL
+CREATE ROLE {db} LOGIN PASSWORD '{password}';
+CREATE DATABASE {db} OWNER {db};
+SQL
+runuser -u postgres -- pg_dump -Fc {globex} \\
+  | runuser -u postgres -- pg_restore --no-owner --role={db} -d {db}
+sed -i '1i local {db} {db} scram-sha-256' /etc/postgresql/*/main/pg_hba.conf
+systemctl reload postgresql
+"""
+    config = RUNNING_POC_CONFIG.format(db=db, password=password, url=RUNNING_POC_URL, data=data)
+    run_in(DEV, "sh", "-c", make, stdin=config)
+    try:
+        yield password
+    finally:
+        _drop_running_poc()
+
+
+def test_a_running_poc_is_handed_over_by_its_host(estate, running_poc, tmp_path):
+    """onboard.yml with the PoC named by its host and code folder (host://): its host dumps and archives
+    it (lms_poc_export, read only), the files reach the controller and QA's scratch site reads them;
+    check mode changes nothing, and nothing is left on either side. The estate's own globex-dev, named
+    the same way, is refused before anything is read."""
+    qa_before, poc_before = site_state(QA, QA_SITE), site_state(DEV, "poc-globex")
+    dry = onboard(estate, f"host://{DEV}{RUNNING_POC}", "--check", "-v", wwwroot=RUNNING_POC_URL)
+    assert dry.returncode == 0, dry.stdout[-6000:] + dry.stderr[-2000:]
+    assert '"dump": "database.pgdump"' in dry.stdout  # lms_poc_export on dev1
+    assert f'"wwwroot_from": "{RUNNING_POC_URL}"' in dry.stdout  # lms_adopt read it in QA's scratch site
+    assert running_poc not in dry.stdout + dry.stderr  # the PoC's database password
+    assert site_state(QA, QA_SITE) == qa_before and site_state(DEV, "poc-globex") == poc_before
+    assert run_in(DEV, "test", "-e", "/var/lib/lms-poc-export/initech", check=False).returncode == 1
+    assert not (Path.home() / ".cache" / "three-instance" / "onboard" / "initech").exists()
+
+    # Another address than the PoC's own: refused after the export, before QA is touched.
+    wrong = onboard(estate, f"host://{DEV}{RUNNING_POC}", "--check", wwwroot="http://elsewhere.example")
+    assert wrong.returncode != 0 and f"says its address is {RUNNING_POC_URL}" in wrong.stdout, wrong.stdout[
+        -3000:
+    ]
+
+    # The estate's own site named as a PoC: refused on its host before anything is read.
+    estate_site = onboard(estate, f"host://{DEV}/srv/lms/{POC}/current", "--check", wwwroot=POC_URL)
+    assert estate_site.returncode != 0
+    assert (
+        "is not outside the estate" in estate_site.stdout and f"overlaps {POC}'s code" in estate_site.stdout
+    )
+    assert run_in(DEV, "test", "-e", "/var/lib/lms-poc-export/initech", check=False).returncode == 1

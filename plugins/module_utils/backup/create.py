@@ -117,15 +117,15 @@ def scan_filedir(dataroot: str) -> tuple[dict[str, tuple[str, int]], list[str]]:
     return found, strange
 
 
-def dataroot_tar(dataroot: str, fileobj) -> None:
-    """The dataroot without :data:`DATAROOT_EXCLUDED` as a tar stream into ``fileobj``. Files that
-    vanish while it runs (Moodle deletes temp files any time) are skipped."""
+def dataroot_tar(dataroot: str, fileobj, excluded: frozenset = DATAROOT_EXCLUDED) -> None:
+    """The dataroot without its top-level ``excluded`` entries as a tar stream into ``fileobj``.
+    Files that vanish while it runs (Moodle deletes temp files any time) are skipped."""
     with tarfile.open(fileobj=fileobj, mode="w|") as tar:
         for root, dirs, files in os.walk(dataroot):
             rel = os.path.relpath(root, dataroot)
             if rel == ".":
-                dirs[:] = sorted(d for d in dirs if d not in DATAROOT_EXCLUDED)
-                files = [f for f in files if f not in DATAROOT_EXCLUDED]
+                dirs[:] = sorted(d for d in dirs if d not in excluded)
+                files = [f for f in files if f not in excluded]
             else:
                 dirs.sort()
                 with contextlib.suppress(FileNotFoundError):
@@ -188,8 +188,10 @@ class Uploader:
         return self.objects[role]
 
 
-def dump_database(uploader: Uploader, cmd: list[str], env: dict, name: str, fmt: str) -> dict:
-    """Stream the output of the dump command ``cmd`` into the backup (gzipped for plain SQL)."""
+@contextlib.contextmanager
+def dump_reader(cmd: list[str], env: dict, fmt: str):
+    """The output of the dump command ``cmd`` as a :class:`ProcessReader` (gzipped for plain SQL);
+    the process is stopped when the reader is left before its end."""
     with tempfile.TemporaryFile() as errors:
         try:
             proc = subprocess.Popen(
@@ -204,13 +206,17 @@ def dump_database(uploader: Uploader, cmd: list[str], env: dict, name: str, fmt:
                 raise BackupError(f"{cmd[0]} failed (rc={proc.returncode}): {errors.read().decode()[-2000:]}")
 
         try:
-            return uploader.stream(
-                "database", name, ProcessReader(proc.stdout, finish, fmt == "mysqldump-gzip"), format=fmt
-            )
+            yield ProcessReader(proc.stdout, finish, fmt == "mysqldump-gzip")
         finally:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
+
+
+def dump_database(uploader: Uploader, cmd: list[str], env: dict, name: str, fmt: str) -> dict:
+    """Stream the output of the dump command ``cmd`` into the backup (gzipped for plain SQL)."""
+    with dump_reader(cmd, env, fmt) as reader:
+        return uploader.stream("database", name, reader, format=fmt)
 
 
 def pack_batches(sha1s: list[str], wanted: dict[str, tuple[str, int]]) -> list[list[str]]:
