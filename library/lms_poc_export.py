@@ -19,8 +19,8 @@ description:
   - Refuses, before anything is read, a PoC whose code folder or dataroot is, holds or lies in one of
     I(estate_sites)' folders, or whose database is one of theirs; a code folder that is a release the
     estate deployed (it has C(.three-instance-release)), whatever I(estate_sites) says; and a dataroot
-    that does not belong to I(web_user). An export reads as root, so this is what keeps a C(config.php) from making it read
-    another site's data.
+    that does not belong to I(web_user). An export reads as root, so this is what keeps a C(config.php)
+    from making it read another site's data.
 version_added: "1.3.0"
 author: three-instance contributors
 extends_documentation_fragment:
