@@ -44,8 +44,8 @@ CHUNK = 1024 * 1024
 
 def _overlap(one: str, other: str) -> bool:
     """One folder is the other or holds it."""
-    one, other = one.rstrip("/") or "/", other.rstrip("/") or "/"
-    return one == other or one.startswith(other.rstrip("/") + "/") or other.startswith(one.rstrip("/") + "/")
+    one, other = one.rstrip("/") + "/", other.rstrip("/") + "/"
+    return one.startswith(other) or other.startswith(one)
 
 
 def estate_conflicts(poc: dict, sites: list[dict]) -> list[str]:
@@ -109,8 +109,7 @@ def export(params: dict) -> dict:
         open(os.path.join(dest, name), "wb", opener=_private) as out,
         dump_reader(cmd, db_env(cfg)[1], fmt) as dump,
     ):
-        while chunk := dump.read(CHUNK):
-            out.write(chunk)
+        shutil.copyfileobj(dump, out, CHUNK)
     archive = os.path.join(dest, "dataroot.tar.gz")
     with (
         open(archive, "wb", opener=_private) as raw,
