@@ -4,14 +4,17 @@
 docs/onboarding.md), planned from what the sites' hosts say, so that a run stopped half-way is
 continued by running it again:
 
-``states | establish_plan(customer, adopt)`` -> ``{steps, why, backup_id, release, problems}``
+``states | establish_plan(customer, adopt, first_release)`` -> ``{steps, why, backup_id, release, problems}``
 
 ``states`` is ``{dev, qa, live}``, each read on the site's hosts: ``hosts`` (a web host in this
 inventory), ``installed`` (the database holds a site), ``release`` (the release every web host
 runs, verified, from the deployment records; "" when none), ``first_build`` and
 ``restored_backup`` (the site's ``three_instance`` markers that ``lms_restore`` writes: the backup a
 first build took, ``pending <backup>`` while one is half done, and the last backup restored).
-``adopt`` is whether a proof-of-concept site was given (``-e from``).
+``adopt`` is whether a proof-of-concept site was given (``-e from``). ``first_release`` is the
+release of the store the three sites are to run (``-e first_release``); without it, QA's release -
+which an adopted or brand-new QA only has in the store when one was deployed and promoted to it,
+as its converge builds the code from ``lms_source``.
 
 The steps, in the order the playbook runs them, each run only when the hosts show it not done:
 
@@ -20,7 +23,8 @@ The steps, in the order the playbook runs them, each run only when the hosts sho
 * ``backup_qa``: QA's design taken once - not when Dev and Live are built, nor when one of them
   was built already (the other is built from the same backup: ``backup_id``);
 * ``first_build_dev``, ``first_build_live``: restore.yml with first_build from that backup;
-* ``release_dev``, ``release_live``: QA's release on Dev (deploy.yml) and Live (promote.yml);
+* ``release_dev``, ``release_qa``, ``release_live``: the release on Dev (deploy.yml), then QA and
+  Live (promote.yml); QA takes it only when it is ``first_release`` and QA runs another;
 * ``backfit_qa``: refresh_qa.yml from a fresh backup of Live, until QA holds a backup of Live.
 
 Standard library only: unit-tested in tests/unit/test_establish_plan.py.
@@ -35,6 +39,7 @@ STEPS = (
     "first_build_dev",
     "first_build_live",
     "release_dev",
+    "release_qa",
     "release_live",
     "backfit_qa",
 )
@@ -53,7 +58,7 @@ def _first_build_backup(state: dict, qa: str) -> str | None:
     return marker.split("/", 1)[1] if marker.startswith(qa + "/") else None
 
 
-def establish_plan(states: dict, customer: str, adopt: bool = False) -> dict:
+def establish_plan(states: dict, customer: str, adopt: bool = False, first_release: str = "") -> dict:
     qa_site, live_site = f"{customer}-qa", f"{customer}-live"
     sites = {tier: states.get(tier) or {} for tier in TIERS}
     problems = [
@@ -78,15 +83,16 @@ def establish_plan(states: dict, customer: str, adopt: bool = False) -> dict:
             f"{qa_site} is not installed: give its proof-of-concept site (-e from=... -e from_wwwroot=...), "
             "or install it (site.yml with lms_install) and run establish.yml again"
         )
-    if (not adopt or started) and qa.get("installed") and not qa.get("release"):
+    if not first_release and (not adopt or started) and qa.get("installed") and not qa.get("release"):
         problems.append(
-            f"{qa_site} runs no verified release (its web hosts' deployment records): Dev and Live take "
-            "QA's release; deploy one to Dev and promote it to QA first (docs/releases.md)"
+            f"{qa_site} runs no verified release (its web hosts' deployment records): give the release "
+            "of the store the three sites are to run (-e first_release=<id>; docs/releases.md)"
         )
     reused = next(
         (b for b in (_first_build_backup(dev, qa_site), _first_build_backup(live, qa_site)) if b), None
     )
-    release = str(qa.get("release") or "")
+    release = str(first_release or qa.get("release") or "")
+    whose = "the first release" if first_release else "QA's release"
     why = {
         "adopt": (
             "the PoC into QA (nothing is adopted twice)"
@@ -105,9 +111,9 @@ def establish_plan(states: dict, customer: str, adopt: bool = False) -> dict:
         "first_build_dev": "done" if built["dev"] else f"from {qa_site}",
         "first_build_live": "done" if built["live"] else f"from {qa_site}",
         **{
-            f"release_{tier}": f"{'runs' if sites[tier].get('release') == release else 'takes'} QA's release "
+            f"release_{tier}": f"{'runs' if sites[tier].get('release') == release else 'takes'} {whose} "
             f"{release or '(none)'}"
-            for tier in ("dev", "live")
+            for tier in ("dev", "qa", "live")
         },
         "backfit_qa": (
             f"QA holds {qa.get('restored_backup')}" if backfitted else "from a fresh backup of Live"
@@ -119,6 +125,7 @@ def establish_plan(states: dict, customer: str, adopt: bool = False) -> dict:
         "first_build_dev": not built["dev"],
         "first_build_live": not built["live"],
         "release_dev": not (release and dev.get("release") == release),
+        "release_qa": bool(release) and qa.get("release") != release,
         "release_live": not (release and live.get("release") == release),
         "backfit_qa": not backfitted,
     }

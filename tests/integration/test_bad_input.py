@@ -409,6 +409,11 @@ CASES = {
     ),
     "establish: a release named": ("establish.yml", {"customer": "acme", "release": "r1"}, "establish takes"),
     "establish: a backup named": ("establish.yml", {"customer": "acme", "backup_id": "x"}, "establish takes"),
+    "establish: a first release that is no release id": (
+        "establish.yml",
+        {"customer": "acme", "first_release": "../moodle-5.1-r1"},
+        "-e first_release=<a release id of the store>",
+    ),
     "establish: a PoC without its address": (
         "establish.yml",
         {"customer": "acme", "from": POC_FILES},

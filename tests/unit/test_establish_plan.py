@@ -33,14 +33,31 @@ def run(plan: dict) -> list[str]:
 def test_a_new_customer_with_a_poc_runs_every_step():
     plan = ep.establish_plan(states(qa={"installed": False, "release": ""}), "initech", adopt=True)
     assert plan["problems"] == []
-    assert run(plan) == list(ep.STEPS)
+    assert run(plan) == [s for s in ep.STEPS if s != "release_qa"]  # QA runs the release it will have
     assert plan["backup_id"] is None
+
+
+def test_a_first_release_goes_dev_qa_live_when_qa_runs_its_converges_build():
+    converged = states(qa={"release": "moodle-2025100600.02-720a8b7a0fa0"})
+    plan = ep.establish_plan(converged, "initech", first_release=R1)
+    assert plan["problems"] == [] and plan["release"] == R1
+    assert run(plan) == [s for s in ep.STEPS if s != "adopt"]
+    assert "release_qa: run (takes the first release moodle-5.1-r1)" in ep.establish_summary(plan)
+    # the PoC first: QA's release is not known yet, the first release is
+    plan = ep.establish_plan(states(qa={"installed": False, "release": ""}), "initech", True, R1)
+    assert plan["problems"] == [] and run(plan) == list(ep.STEPS)
+
+
+def test_a_run_stopped_at_lives_window_with_a_first_release_goes_on_with_live():
+    built = {"installed": True, "first_build": "initech-qa/20261207T0400Z"}
+    plan = ep.establish_plan(states(dev={**built, "release": R1}, live=built), "initech", first_release=R1)
+    assert run(plan) == ["release_live", "backfit_qa"]  # QA runs R1 already: promoted before
 
 
 def test_after_the_adoption_the_rest_runs_with_qas_release():
     plan = ep.establish_plan(states(), "initech")
     assert plan["problems"] == []
-    assert run(plan) == [s for s in ep.STEPS if s != "adopt"]
+    assert run(plan) == [s for s in ep.STEPS if s not in ("adopt", "release_qa")]
     assert plan["release"] == R1
     assert "takes QA's release moodle-5.1-r1" in ep.establish_summary(plan)[4]
 
@@ -93,6 +110,8 @@ def test_qa_neither_installed_nor_given_a_poc_is_refused():
 def test_qa_without_a_verified_release_is_refused():
     plan = ep.establish_plan(states(qa={"release": ""}), "initech")
     assert len(plan["problems"]) == 1 and "runs no verified release" in plan["problems"][0]
+    assert "-e first_release=<id>" in plan["problems"][0]
+    assert ep.establish_plan(states(qa={"release": ""}), "initech", first_release=R1)["problems"] == []
 
 
 def test_a_tier_without_a_host_here_is_refused_naming_it():

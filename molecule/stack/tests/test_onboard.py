@@ -13,14 +13,16 @@ onboard.yml: check mode changes nothing; the adoption puts the PoC's content on 
 initech-qa's address, with its own identity, the shared test accounts, the checks passed, the
 deployment record saying so; again, as AWX's "Onboard a customer" runs it (ansible-runner) with the
 PoC handed over in a bucket of the local S3 API: fetched to the controller and removed afterwards,
-nothing adopted twice. Then QA is backed up (as AWX's "Back up a site" runs it, tier qa) and
-initech-dev, never installed, is first-built from it with restore.yml (again, named by customer and
-tier: nothing to do): the PoC's course, no user but the guest and the administrators. The PoC's
-course is removed from globex-dev at the end; initech-qa and initech-dev stay on qa1 and dev1 (the
-estate the other tests use does not list them). initech's Live has a host of its own, live2 (a Live
-host serves one customer only), a container the estate fixture starts and removes at the end; then
-establish.yml goes on from where the path stands: Live first built, QA's release on it, QA
-back-fitted from Live (stopped once by Live's closed window, then continued); again: nothing to do.
+nothing adopted twice. Then QA is backed up as AWX's "Back up a site" runs it (tier qa), and
+establish.yml takes the path from there: refused before any change while QA runs only the code its
+converge built (in no store) and no first release is given; with release 1 of the store, QA's
+design taken once and initech-dev, never installed, first-built from it (the PoC's course, no user
+but the guest and the administrators; restore.yml by hand again: nothing to do), stopped by Live's
+closed window; continued with a reason: Live first built from the same backup, release 1 on Dev, QA
+and Live, QA back-fitted from Live; again: nothing to do. initech's Live has a host of its own,
+live2 (a Live host serves one customer only), a container the estate fixture starts and removes at
+the end. The PoC's course is removed from globex-dev at the end; initech-qa and initech-dev stay on
+qa1 and dev1 (the estate the other tests use does not list them).
 """
 
 from __future__ import annotations
@@ -65,6 +67,7 @@ DEV_SITE, DEV = "initech-dev", "dev1"
 # initech's Live host: a Live host serves one customer only, so the test makes its own (a container
 # like the scenario's, removed at the end).
 LIVE_SITE, LIVE = "initech-live", "live2"
+CUSTOMERS = ["acme", "globex", "initech"]  # AWX's survey choices, initech's added
 IMAGE = "localhost/three-instance-host:bookworm"
 # Molecule's secrets (the scenario's converge made them; the estate fixture converges initech-qa with them).
 _EPHEMERAL = os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY")
@@ -293,7 +296,7 @@ def test_a_poc_is_adopted_as_the_new_customers_qa(estate, poc, tmp_path):
         str(estate),
         tmp_path / "awx",
         {"poc_store": s3_store(), "qa_accounts_passwords": passwords},
-        {"customers": ["acme", "globex", "initech"]},
+        {"customers": CUSTOMERS},
     )
     assert again.returncode == 0, again.tail
     assert "already: the same PoC was adopted before" in again.stdout
@@ -302,23 +305,56 @@ def test_a_poc_is_adopted_as_the_new_customers_qa(estate, poc, tmp_path):
     assert site_state(QA, QA_SITE)["siteidentifier"] == after["siteidentifier"]
 
 
-def test_dev_is_first_built_from_the_adopted_qa(estate, poc, tmp_path):
-    """QA's design (the adopted PoC) taken once and first-built into initech-dev, converged and
-    never installed: the PoC's course, no user but the guest and the administrators."""
-    store = {"backup_store": s3_store("molecule-backups", from_containers=True, prefix="onboard-backups")}
-    extra = ("-e", vars_file(tmp_path / "store.json", store))
+@pytest.fixture(scope="module")
+def stores(tmp_path_factory) -> str:
+    """The stores and secrets establish.yml's steps take (-e @stores.json, 0600)."""
+    return vars_file(tmp_path_factory.mktemp("stores") / "stores.json", {
+        "backup_store": s3_store("molecule-backups", from_containers=True, prefix="onboard-backups"),
+        "release_store": s3_store("molecule-releases", type="s3", prefix="releases/"),
+        "three_instance_secrets_dir": str(SECRETS),
+    })  # fmt: skip
+
+
+def establish(estate: Path, stores: str, *extra: str):
+    command = ("playbooks/establish.yml", "-e", "customer=initech", "-e", stores, *extra)
+    return ansible("ansible-playbook", *command, inventory=estate, timeout=2400)
+
+
+def first_build_marker(host: str, site: str) -> str:
+    return sql(
+        host,
+        site,
+        "SELECT value FROM mdl_config_plugins WHERE plugin = 'three_instance' AND name = 'first_build'",
+    )
+
+
+def test_establish_builds_dev_from_the_adopted_qa_then_stops_at_lives_window(estate, poc, stores, tmp_path):
+    """establish.yml's first run: QA (the adopted PoC) runs the code its converge built, which is in
+    no store, so without -e first_release the run is refused before anything changes; with it and
+    Live's window closed (a Monday noon), QA's design is taken once and first-built into
+    initech-dev, never installed - the PoC's course, no user but the guest and the administrators -
+    and the run stops at Live's first build, Live untouched."""
     assert tables(DEV, DEV_SITE) == "0"  # converged, never installed
-    # QA's design taken as AWX's "Back up a site" takes it: the customer, and the tier asked for
+    # QA backed up as AWX's "Back up a site" takes it, by customer and tier (establish takes its own)
+    backup_store = s3_store("molecule-backups", from_containers=True, prefix="onboard-backups")
     backup = awx_job("Back up a site", {"customer": "initech", "tier": "qa"}, str(estate), tmp_path / "awx",
-                     store, {"customers": ["acme", "globex", "initech"]})  # fmt: skip
+                     {"backup_store": backup_store}, {"customers": CUSTOMERS})  # fmt: skip
     assert backup.returncode == 0, backup.tail
     assert re.search(rf"{QA}\s+: ok=\d+\s+changed=[1-9]", backup.stdout), backup.tail
 
-    build = ("playbooks/restore.yml", "-e", f"site={DEV_SITE}", "-e", f"source_site={QA_SITE}",
-             "-e", "first_build=true", *extra)  # fmt: skip
-    built = ansible("ansible-playbook", *build, inventory=estate)
-    assert built.returncode == 0, built.stdout[-6000:]
-    assert f"{DEV_SITE}: restored {QA_SITE}/" in built.stdout
+    closed = ("-e", "restore_at=2026-11-23T12:00:00Z")
+    refused = establish(estate, stores, *closed)
+    assert refused.returncode != 0, refused.stdout[-4000:]
+    assert "initech-qa's release moodle-2025100600.02-" in refused.stdout, refused.stdout[-4000:]
+    assert "is not in the release store" in refused.stdout and "-e first_release=<id>" in refused.stdout
+    assert tables(DEV, DEV_SITE) == "0" and tables(LIVE, LIVE_SITE) == "0"
+
+    run = establish(estate, stores, "-e", "first_release=moodle-5.1-r1", *closed)
+    assert run.returncode != 0 and "outside" in run.stdout, run.stdout[-4000:]
+    assert "backup_qa: run (QA's design, taken once)" in run.stdout
+    assert "release_qa: run (takes the first release moodle-5.1-r1)" in run.stdout
+    assert f"{DEV_SITE}: restored {QA_SITE}/" in run.stdout
+    assert tables(LIVE, LIVE_SITE) == "0"
     dev = site_state(DEV, DEV_SITE)
     assert "POC1" in dev["courses"].split()
     assert dev["summary"] == '<a href="http://initech-dev.local/course/index.php">the first design</a>'
@@ -329,56 +365,27 @@ def test_dev_is_first_built_from_the_adopted_qa(estate, poc, tmp_path):
                      "initech-dev.local:80:127.0.0.1", login)  # fmt: skip
     assert page == "200"
 
-    # again, the site named by customer and tier: the same site, nothing to do
-    build = ("playbooks/restore.yml", "-e", "customer=initech", "-e", "tier=dev", *build[3:])
+    # Dev's first build again by hand, the site named by customer and tier: the same backup, nothing to do
+    built_from = first_build_marker(DEV, DEV_SITE)
+    assert built_from.startswith(f"{QA_SITE}/"), built_from
+    build = ("playbooks/restore.yml", "-e", "customer=initech", "-e", "tier=dev", "-e", "first_build=true",
+             "-e", f"source_site={QA_SITE}", "-e", f"backup_id={built_from.split('/', 1)[1]}",
+             "-e", stores)  # fmt: skip
     again = ansible("ansible-playbook", *build, inventory=estate)
     assert again.returncode == 0 and re.search(rf"{DEV}\s+: ok=\d+\s+changed=0 ", again.stdout), again.stdout[
         -3000:
     ]
 
 
-def establish(estate: Path, stores: str, *extra: str):
-    command = ("playbooks/establish.yml", "-e", "customer=initech", "-e", stores, *extra)
-    return ansible("ansible-playbook", *command, inventory=estate, timeout=2400)
-
-
-def test_establish_goes_on_from_where_the_path_stands_then_has_nothing_to_do(estate, poc, tmp_path):
-    """The path continued by establish.yml after Dev's first build by hand (above): Live first built
-    from the backup Dev was built from, QA's release on Live, QA back-fitted from Live; stopped by
-    Live's window first, then continued; again: every step skipped, nothing changed."""
-    stores = vars_file(tmp_path / "stores.json", {
-        "backup_store": s3_store("molecule-backups", from_containers=True, prefix="onboard-backups"),
-        "release_store": s3_store("molecule-releases", type="s3", prefix="releases/"),
-        "three_instance_secrets_dir": str(SECRETS),
-    })  # fmt: skip
-    # Dev and QA run a release of the store, as releases go (the adopted QA ran the converge's build)
-    to_dev = (
-        "playbooks/deploy.yml",
-        "-e",
-        "customer=initech",
-        "-e",
-        "tier=dev",
-        "-e",
-        "release=moodle-5.1-r1",
-    )
-    for step in (to_dev, ("playbooks/promote.yml", "-e", "customer=initech", "-e", "to=qa")):
-        done = ansible("ansible-playbook", *step, "-e", stores, inventory=estate, timeout=1800)
-        assert done.returncode == 0, done.stdout[-4000:]
-    dev_built = sql(
-        DEV,
-        DEV_SITE,
-        "SELECT value FROM mdl_config_plugins WHERE plugin = 'three_instance' AND name = 'first_build'",
-    )
-
-    # Live's window is closed (a Monday noon): the run stops at Live's first build, before Live changes.
-    closed = establish(estate, stores, "-e", "restore_at=2026-11-23T12:00:00Z")
-    assert closed.returncode != 0 and "outside" in closed.stdout, closed.stdout[-4000:]
-    assert "first_build_dev: skip (done)" in closed.stdout
-    assert f"backup_qa: skip (the first builds take {dev_built}, as before)" in closed.stdout
-    assert tables(LIVE, LIVE_SITE) == "0"
-
-    run = establish(estate, stores, "-e", "override_window_reason=initech goes live (test)", "-v")
+def test_establish_goes_on_from_where_the_path_stands_then_has_nothing_to_do(estate, poc, stores):
+    """The same command with a reason goes on: Live first built from the backup Dev was built from,
+    the first release on Dev, QA and Live, QA back-fitted from Live; again, without first_release (QA
+    runs it now): every step skipped, nothing changed."""
+    dev_built = first_build_marker(DEV, DEV_SITE)
+    reason = ("-e", "override_window_reason=initech goes live (test)")
+    run = establish(estate, stores, "-e", "first_release=moodle-5.1-r1", *reason, "-v")
     assert run.returncode == 0, run.stdout[-8000:]
+    assert f"backup_qa: skip (the first builds take {dev_built}, as before)" in run.stdout
     # -v shows every task's result: none of the three sites' secrets is in it.
     secrets = {
         f"{site}/{p.name}": p.read_text().strip()
@@ -392,14 +399,10 @@ def test_establish_goes_on_from_where_the_path_stands_then_has_nothing_to_do(est
     live = site_state(LIVE, LIVE_SITE)
     assert "POC1" in live["courses"].split() and live["users"].split() == ["admin", "guest"]
     assert live["summary"] == '<a href="http://initech-live.local/course/index.php">the first design</a>'
-    live_built = sql(
-        LIVE,
-        LIVE_SITE,
-        "SELECT value FROM mdl_config_plugins WHERE plugin = 'three_instance' AND name = 'first_build'",
-    )
-    assert live_built == dev_built  # the same design as Dev
-    record = json.loads(output_of(LIVE, "cat", f"/srv/lms/{LIVE_SITE}/deployment.json"))
-    assert record["release"] == "moodle-5.1-r1" and record["verified"] is True
+    assert first_build_marker(LIVE, LIVE_SITE) == dev_built  # the same design as Dev
+    for host, site in ((DEV, DEV_SITE), (QA, QA_SITE), (LIVE, LIVE_SITE)):
+        record = json.loads(output_of(host, "cat", f"/srv/lms/{site}/deployment.json"))
+        assert record["release"] == "moodle-5.1-r1" and record["verified"] is True, (site, record)
     qa = site_state(QA, QA_SITE)
     restored = sql(
         QA,
@@ -407,17 +410,13 @@ def test_establish_goes_on_from_where_the_path_stands_then_has_nothing_to_do(est
         "SELECT value FROM mdl_config_plugins WHERE plugin = 'three_instance' AND name = 'restored_backup'",
     )
     assert restored.startswith(f"{LIVE_SITE}/"), restored
-    assert set(qa["users"].split()) == {
-        "admin",
-        "guest",
-        "tutor",
-        "student",
-    }  # Live's and the shared accounts
+    # Live's accounts and the shared ones, no learner
+    assert set(qa["users"].split()) == {"admin", "guest", "tutor", "student"}
     assert "POC1" in qa["courses"].split()
 
     again = establish(estate, stores)
     assert again.returncode == 0, again.stdout[-4000:]
-    assert again.stdout.count(": skip (") >= 7 and ": run (" not in again.stdout
+    assert again.stdout.count(": skip (") >= 8 and ": run (" not in again.stdout
     for host in (DEV, QA, LIVE):
         assert not re.search(rf"^{host}\s+: ok=\d+\s+changed=[1-9]", again.stdout, re.M), again.stdout[-3000:]
 
