@@ -320,14 +320,6 @@ def establish(estate: Path, stores: str, *extra: str):
     return ansible("ansible-playbook", *command, inventory=estate, timeout=2400)
 
 
-def first_build_marker(host: str, site: str) -> str:
-    return sql(
-        host,
-        site,
-        "SELECT value FROM mdl_config_plugins WHERE plugin = 'three_instance' AND name = 'first_build'",
-    )
-
-
 def test_establish_builds_dev_from_the_adopted_qa_then_stops_at_lives_window(estate, poc, stores, tmp_path):
     """establish.yml's first run: QA (the adopted PoC) runs the code its converge built, which is in
     no store, so without -e first_release the run is refused before anything changes; with it and
@@ -366,7 +358,7 @@ def test_establish_builds_dev_from_the_adopted_qa_then_stops_at_lives_window(est
     assert page == "200"
 
     # Dev's first build again by hand, the site named by customer and tier: the same backup, nothing to do
-    built_from = first_build_marker(DEV, DEV_SITE)
+    built_from = marker(DEV, DEV_SITE, "first_build")
     assert built_from.startswith(f"{QA_SITE}/"), built_from
     build = ("playbooks/restore.yml", "-e", "customer=initech", "-e", "tier=dev", "-e", "first_build=true",
              "-e", f"source_site={QA_SITE}", "-e", f"backup_id={built_from.split('/', 1)[1]}",
@@ -381,7 +373,7 @@ def test_establish_goes_on_from_where_the_path_stands_then_has_nothing_to_do(est
     """The same command with a reason goes on: Live first built from the backup Dev was built from,
     the first release on Dev, QA and Live, QA back-fitted from Live; again, without first_release (QA
     runs it now): every step skipped, nothing changed."""
-    dev_built = first_build_marker(DEV, DEV_SITE)
+    dev_built = marker(DEV, DEV_SITE, "first_build")
     reason = ("-e", "override_window_reason=initech goes live (test)")
     run = establish(estate, stores, "-e", "first_release=moodle-5.1-r1", *reason, "-v")
     assert run.returncode == 0, run.stdout[-8000:]
@@ -399,16 +391,12 @@ def test_establish_goes_on_from_where_the_path_stands_then_has_nothing_to_do(est
     live = site_state(LIVE, LIVE_SITE)
     assert "POC1" in live["courses"].split() and live["users"].split() == ["admin", "guest"]
     assert live["summary"] == '<a href="http://initech-live.local/course/index.php">the first design</a>'
-    assert first_build_marker(LIVE, LIVE_SITE) == dev_built  # the same design as Dev
+    assert marker(LIVE, LIVE_SITE, "first_build") == dev_built  # the same design as Dev
     for host, site in ((DEV, DEV_SITE), (QA, QA_SITE), (LIVE, LIVE_SITE)):
         record = json.loads(output_of(host, "cat", f"/srv/lms/{site}/deployment.json"))
         assert record["release"] == "moodle-5.1-r1" and record["verified"] is True, (site, record)
     qa = site_state(QA, QA_SITE)
-    restored = sql(
-        QA,
-        QA_SITE,
-        "SELECT value FROM mdl_config_plugins WHERE plugin = 'three_instance' AND name = 'restored_backup'",
-    )
+    restored = marker(QA, QA_SITE, "restored_backup")
     assert restored.startswith(f"{LIVE_SITE}/"), restored
     # Live's accounts and the shared ones, no learner
     assert set(qa["users"].split()) == {"admin", "guest", "tutor", "student"}
